@@ -1,0 +1,107 @@
+"""`safealign audit`: every stage on one split in one run directory.
+
+Built so far: prepare -> stats -> label -> keyword baseline. Each stage records in `<out>/stages.json` the
+hash of its config and of its inputs; a rerun skips a stage whose hash is unchanged and whose outputs are
+there, and reruns it (and what comes after) otherwise. The arms are listed as not built yet, by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+from safealign import __version__
+from safealign.config import AuditConfig, load_config, to_dict
+from safealign.data.curate import LABELS_DIR, label_prepared
+from safealign.data.prepare import prepare, read_manifest, read_splits
+from safealign.data.stats import data_stats
+from safealign.data.taxonomy import load_taxonomy
+from safealign.eval.keyword_baseline import keyword_baselines
+from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
+
+PROFILES = ("offline", "smoke", "paper")
+NOT_BUILT = ("reward_model", "cost_model", "contrastive", "classifier", "sft", "dpo", "sft_dpo", "safe_rlhf",
+             "report")
+
+
+def profile_path(profile: str) -> Path:
+    return Path(str(resources.files("safealign") / "configs" / "audit" / f"{profile}.yaml"))
+
+
+def load_audit_config(profile: str = "offline", path: str | None = None, overrides=()) -> AuditConfig:
+    return load_config(AuditConfig, path or profile_path(profile), overrides)
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Stages:
+    """The run directory's record of finished stages: name -> {hash, seconds, finished}."""
+
+    def __init__(self, out: Path):
+        self.path = out / "stages.json"
+        self.done = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.ran: list[str] = []
+
+    def run(self, name: str, key, outputs: list[Path], work):
+        digest = _digest(key)
+        record = self.done.get(name)
+        if record and record["hash"] == digest and all(p.exists() for p in outputs):
+            return "skipped"
+        start = time.perf_counter()
+        work()
+        self.done[name] = {"hash": digest, "seconds": round(time.perf_counter() - start, 3),
+                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.ran.append(name)
+        write_json_atomic(self.path, self.done)
+        return "ran"
+
+
+def run_audit(cfg: AuditConfig, log=print) -> dict:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    taxonomy = load_taxonomy(cfg.data.taxonomy)  # fail on a bad taxonomy before any long work
+    stages = Stages(out)
+    data_dir, labels_dir, baseline_dir = out / "data", out / "data" / LABELS_DIR, out / "keyword_baseline"
+    write_json_atomic(out / "config.json", {"safealign_version": __version__, "config": to_dict(cfg)})
+
+    state = stages.run("prepare", to_dict(cfg.data), [data_dir / "manifest.json"],
+                       lambda: prepare(cfg.data, data_dir))
+    log(f"prepare   {state}: {data_dir}")
+    data_hash = read_manifest(data_dir)["outputs"]
+    state = stages.run("stats", data_hash, [out / "stats.json"],
+                       lambda: write_json_atomic(out / "stats.json", data_stats(read_splits(data_dir))))
+    log(f"stats     {state}: {out / 'stats.json'}")
+    label_key = {"data": data_hash, "taxonomy": _taxonomy_key(taxonomy), "noise_samples": cfg.noise_samples,
+                 "seed": cfg.data.seed}
+    state = stages.run("label", label_key, [labels_dir / "manifest.json"],
+                       lambda: label_prepared(data_dir, taxonomy, labels_dir, cfg.noise_samples, cfg.data.seed))
+    log(f"label     {state}: {labels_dir}")
+    state = stages.run("keyword_baseline", label_key, [baseline_dir / "metrics.json"],
+                       lambda: write_keyword_baseline(data_dir, labels_dir, taxonomy, baseline_dir))
+    log(f"baseline  {state}: {baseline_dir}")
+    log("not built yet: " + ", ".join(NOT_BUILT))
+    return {"out": str(out), "stages": stages.done, "ran": stages.ran, "not_built": list(NOT_BUILT)}
+
+
+def _taxonomy_key(taxonomy) -> dict:
+    return {"version": taxonomy.version,
+            "patterns": {c.id: list(c.patterns) for c in taxonomy.categories}}
+
+
+def write_keyword_baseline(data_dir: Path, labels_dir: Path, taxonomy, out: Path) -> dict:
+    """Keyword baselines on the test split, raw and Clean (from the label stage's Clean split)."""
+    test = read_splits(data_dir)["test"]
+    clean_ids = {row["id"] for row in read_jsonl(labels_dir / "clean" / "test.jsonl")}
+    metrics, outputs = {"taxonomy_version": taxonomy.version}, {}
+    for name, pairs in (("raw", test), ("clean", [p for p in test if p.id in clean_ids])):
+        metrics[name], pairwise, binary = keyword_baselines(pairs, taxonomy)
+        outputs[name] = pairwise
+    write_jsonl_atomic(out / "predictions.jsonl",
+                       ({"subset": name} | row for name, rows in outputs.items() for row in rows))
+    write_json_atomic(out / "metrics.json", metrics)
+    return metrics

