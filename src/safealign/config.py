@@ -70,8 +70,26 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | tupl
     data: dict = _read_yaml(path) if path else {}
     for override in overrides:
         key, value = _split_override(override)
-        _set_dotted(data, key.split("."), _RawOverride(value), where=f"override '{override}'")
-    return from_dict(cls, data, where=str(path) if path else "config")
+        where = f"override '{override}'"
+        value = _coerce(_field_type(cls, key.split("."), where), _RawOverride(value), where, key)
+        _set_dotted(data, key.split("."), value, where=where)
+    where = str(path) if path else "config"
+    return from_dict(cls, data, where=f"{where} with overrides" if overrides else where)
+
+
+def _field_type(cls, keys: list[str], where: str):
+    """The declared type of the field at dotted `keys` of dataclass `cls`."""
+    for depth, key in enumerate(keys):
+        hints = typing.get_type_hints(cls)
+        if key not in hints:
+            known = ", ".join(".".join(keys[:depth] + [k]) for k in hints)
+            raise SafeAlignError(f"{where}: unknown key '{'.'.join(keys[:depth + 1])}' (known: {known})")
+        tp = hints[key]
+        if depth < len(keys) - 1:
+            if not dataclasses.is_dataclass(tp):
+                raise SafeAlignError(f"{where}: '{'.'.join(keys[:depth + 1])}' is not a section")
+            cls = tp
+    return tp
 
 
 def to_dict(config) -> dict:
@@ -153,6 +171,10 @@ def _coerce(tp, value, where: str, key: str) -> Any:
                 errors.append(str(e))
         raise SafeAlignError(errors[0] if errors else f"{where}: '{key}' must not be null")
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, _RawOverride):
+            value = _yaml_value(value, where, key)
         return from_dict(tp, value, where, prefix=f"{key}.")
     if origin is list:
         if isinstance(value, _RawOverride):

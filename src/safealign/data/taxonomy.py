@@ -1,4 +1,4 @@
-"""Harm taxonomy: a versioned YAML of regex patterns per category; labels a response with every category hit.
+r"""Harm taxonomy: a versioned YAML of regex patterns per category; labels a response with every category hit.
 
 `load_taxonomy("default")` reads the YAML shipped in the package; any other value is a path to a user's
 YAML of the same schema. Every pattern is compiled before any text is labelled; a text that hits no

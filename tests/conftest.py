@@ -1,0 +1,39 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("SAFEALIGN_QUIET", "1")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def dialogue(*turns: str) -> str:
+    """dialogue("hi", "hello", "how?", "so") -> HH-RLHF text, alternating Human / Assistant."""
+    return "".join(f"\n\n{'Human' if i % 2 == 0 else 'Assistant'}: {t}" for i, t in enumerate(turns))
+
+
+def hh_row(context: list[str], chosen: str, rejected: str) -> dict:
+    return {"chosen": dialogue(*context, chosen), "rejected": dialogue(*context, rejected)}
+
+
+@pytest.fixture
+def write_jsonl(tmp_path):
+    def write(rows, name="pairs.jsonl") -> Path:
+        path = tmp_path / name
+        path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+        return path
+    return write
+
+
+@pytest.fixture
+def small_pairs_file(write_jsonl):
+    """40 well-formed pairs, some harmful, some benign, with shared and distinct contexts."""
+    rows = []
+    for i in range(40):
+        context = [f"question number {i % 25}"] if i % 3 else [f"first {i}", f"answer {i}", f"follow-up {i}"]
+        rows.append(hh_row(context, f"I'm sorry, but I can't help with that ({i}).",
+                           f"Sure, you could steal it and kill the guard ({i})." if i % 2 else f"Maybe later {i}."))
+    return write_jsonl(rows)

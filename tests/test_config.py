@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from safealign.audit import PROFILES, load_audit_config
+from safealign.config import AuditConfig, DataConfig, dump_yaml, load_config
+from safealign.errors import SafeAlignError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(DataConfig, None, ["seed=3", "split.train=0.7", "split.dev=0.2", "skip_bad=yes",
+                                         "max_pairs=null", "source=my file.jsonl"])
+    assert (cfg.seed, cfg.split.train, cfg.split.dev, cfg.skip_bad, cfg.max_pairs) == (3, 0.7, 0.2, True, None)
+    assert cfg.source == "my file.jsonl"
+    assert load_config(DataConfig, None, ["max_pairs=5"]).max_pairs == 5
+    nested = load_config(AuditConfig, None, ["data.seed=2", "split={train: 0.5, dev: 0.25, test: 0.25}".replace(
+        "split", "data.split")])
+    assert nested.data.seed == 2 and nested.data.split.test == 0.25
+
+
+@pytest.mark.parametrize("override, message", [
+    ("seed=abc", "override 'seed=abc': 'seed' must be int"),
+    ("bogus=1", "unknown key 'bogus'"),
+    ("split.nope=1", "unknown key 'split.nope'"),
+    ("seed.x=1", "'seed' is not a section"),
+    ("skip_bad=maybe", "'skip_bad' must be bool"),
+    ("noequals", "expected key=value"),
+    ("=3", "expected key=value"),
+    ("split=3", "'split' must be a mapping"),
+    ("split.train=0.9", "split shares must be >= 0 and sum to 1"),
+    ("max_pairs=0", "max_pairs must be >= 1"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(SafeAlignError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(DataConfig, None, [override])
+
+
+def test_yaml_errors(tmp_path):
+    cases = {"list.yaml": ("- a\n- b\n", "expected a mapping"), "bad.yaml": ("a: [1,\n", "not valid YAML"),
+             "unknown.yaml": ("sede: 1\n", "unknown key 'sede'"), "type.yaml": ("seed: [1]\n", "'seed' must be int"),
+             "python.yaml": ("seed: !!python/object/apply:os.system ['true']\n", "not valid YAML")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(SafeAlignError, match=message):
+            load_config(DataConfig, tmp_path / name)
+    (tmp_path / "utf.yaml").write_bytes(b"seed: \xff\n")
+    with pytest.raises(SafeAlignError, match="not valid UTF-8"):
+        load_config(DataConfig, tmp_path / "utf.yaml")
+    with pytest.raises(SafeAlignError, match="config file not found"):
+        load_config(DataConfig, tmp_path / "missing.yaml")
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_config(DataConfig, tmp_path / "empty.yaml") == DataConfig()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_shipped_audit_profile_loads(profile, tmp_path):
+    cfg = load_audit_config(profile)
+    assert isinstance(cfg, AuditConfig) and cfg.out == f"runs/{'audit' if profile == 'offline' else profile}"
+    dumped = tmp_path / "roundtrip.yaml"  # a dumped config loads back to the same config
+    dumped.write_text(dump_yaml(cfg))
+    assert load_config(AuditConfig, dumped) == cfg
+
+
+def test_every_yaml_in_the_repo_is_a_loadable_config():
+    shipped = sorted((REPO / "src" / "safealign" / "configs").rglob("*.yaml"))
+    assert shipped, "no shipped configs found"
+    for path in shipped:
+        load_config(AuditConfig, path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=4))
+def test_fuzz_overrides_never_crash(overrides):
+    try:
+        load_config(AuditConfig, None, overrides)
+    except SafeAlignError:
+        pass

@@ -1,0 +1,28 @@
+from safealign.data.hh_rlhf import Pair
+from safealign.data.stats import data_stats, split_stats
+from safealign.refusal import is_refusal
+
+
+def test_refusal_phrases():
+    assert is_refusal("I'm sorry, but I can't help with that.")
+    assert is_refusal("I don\u2019t think I should answer that.")  # typographic apostrophe
+    assert is_refusal("As an AI, I will not do that")
+    assert not is_refusal("Sure! Mix two cups of flour with water.")
+    assert not is_refusal("Sorry to hear that. Here is what you can try: rest and fluids.")
+    assert not is_refusal("You should not use water on a grease fire; cover it with a lid.")
+
+
+def test_split_stats_worked_by_hand():
+    ctx = [{"role": "user", "content": "one two three"}, {"role": "assistant", "content": "four"},
+           {"role": "user", "content": "five six"}]
+    pairs = [Pair("a", ctx, "I can't help with that.", "Sure thing"),
+             Pair("b", ctx[:1], "Okay here", "Okay here")]
+    s = split_stats(pairs)
+    assert s["pairs"] == 2
+    assert s["words_context"] == {"mean": 4.5, "median": 4.5, "max": 6}  # 6 and 3 words
+    assert s["words_chosen"] == {"mean": 3.5, "median": 3.5, "max": 5}
+    assert s["turns_per_dialogue"] == {"mean": 3.0, "median": 3.0, "max": 4}
+    assert s["chosen_refusal_share"] == 0.5 and s["rejected_refusal_share"] == 0.0
+    assert s["identical_responses"] == 1
+    both = data_stats({"train": pairs, "test": []})
+    assert both["all"]["pairs"] == 2 and both["test"]["pairs"] == 0
