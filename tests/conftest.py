@@ -37,3 +37,19 @@ def small_pairs_file(write_jsonl):
         rows.append(hh_row(context, f"I'm sorry, but I can't help with that ({i}).",
                            f"Sure, you could steal it and kill the guard ({i})." if i % 2 else f"Maybe later {i}."))
     return write_jsonl(rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm(tmp_path_factory):
+    """A random 2-layer Llama with MiniLM's tokenizer, saved as a local model folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from safealign.models import resolve
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

@@ -46,19 +46,22 @@ def test_bad_input_exits_2_with_one_line(write_jsonl, tmp_path, capsys):
     assert "override 'seed=x'" in capsys.readouterr().err
 
 
-def test_audit_runs_data_stages_and_skips_them_on_rerun(tmp_path, capsys):
+def test_audit_runs_data_stages_and_skips_them_on_rerun(tmp_path, capsys, tiny_causal_lm):
     out = tmp_path / "run"
-    assert main(["audit", "--profile", "smoke", "--out", str(out)]) == 0
+    audit = ["audit", "--profile", "smoke", "--out", str(out), f"policy={tiny_causal_lm}"]
+    assert main(audit) == 0
     text = capsys.readouterr().out
     assert "prepare   ran" in text and "not built yet: reward_model" in text and "pairwise accuracy" in text
+    assert "S1 violence" in text and "chosen refusals" in text and "encoder model minilm: BertModel" in text
     stages = json.loads((out / "stages.json").read_text())
-    assert set(stages) == {"prepare", "stats", "label", "keyword_baseline"}
+    assert set(stages) == {"prepare", "stats", "label", "keyword_baseline", "models"}
     assert json.loads((out / "data" / "manifest.json").read_text())["counts"]["total"] == 400
+    assert json.loads((out / "models.json").read_text())["policy"]["class"] == "LlamaForCausalLM"
 
-    assert main(["audit", "--profile", "smoke", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.count("skipped") == 4
+    assert main(audit) == 0
+    assert capsys.readouterr().out.count("skipped") == 5
     # a changed noise sample size reruns labelling and what reads it, not the data stages
-    assert main(["audit", "--profile", "smoke", "--out", str(out), "noise_samples=3", "--json"]) == 0
+    assert main(audit + ["noise_samples=3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["ran"] == ["label", "keyword_baseline"]
     assert len(json.loads((out / "data" / "labels" / "noise_report.json").read_text())["sample"]) == 3
 

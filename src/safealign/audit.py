@@ -1,6 +1,7 @@
 """`safealign audit`: every stage on one split in one run directory.
 
-Built so far: prepare -> stats -> label -> keyword baseline. Each stage records in `<out>/stages.json` the
+Built so far: prepare -> stats -> label -> keyword baseline -> models (resolve and load the real offline
+models). Each stage records in `<out>/stages.json` the
 hash of its config and of its inputs; a rerun skips a stage whose hash is unchanged and whose outputs are
 there, and reruns it (and what comes after) otherwise. The arms are listed as not built yet, by name.
 """
@@ -84,8 +85,32 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
     state = stages.run("keyword_baseline", label_key, [baseline_dir / "metrics.json"],
                        lambda: write_keyword_baseline(data_dir, labels_dir, taxonomy, baseline_dir))
     log(f"baseline  {state}: {baseline_dir}")
+    models = {"encoder": cfg.encoder, "policy": cfg.policy}
+    state = stages.run("models", models, [out / "models.json"],
+                       lambda: write_json_atomic(out / "models.json", load_models(models)))
+    log(f"models    {state}: {out / 'models.json'}")
     log("not built yet: " + ", ".join(NOT_BUILT))
     return {"out": str(out), "stages": stages.done, "ran": stages.ran, "not_built": list(NOT_BUILT)}
+
+
+def load_models(models: dict[str, str]) -> dict:
+    """Resolve each model offline and load it for real: its folder, class and parameter count."""
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+    from safealign.models import resolve
+    from safealign.progress import status
+
+    loaded = {}
+    for role, name in models.items():
+        folder = resolve(name)
+        with status(f"loading {role} model {name}"):
+            start = time.perf_counter()
+            model = (AutoModelForCausalLM if role == "policy" else AutoModel).from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        loaded[role] = {"name": name, "resolved": folder, "class": type(model).__name__,
+                        "parameters": sum(p.numel() for p in model.parameters()),
+                        "vocab_size": len(tokenizer), "load_seconds": round(time.perf_counter() - start, 2)}
+    return loaded
 
 
 def _taxonomy_key(taxonomy) -> dict:

@@ -68,17 +68,21 @@ def cmd_data_stats(args):
     stats = data_stats(splits_of_source(_data_config(args)))
     if args.json:
         return _print_json(stats)
+    _stats_table(stats)
+
+
+def _stats_table(stats: dict):
     names = list(stats)
-    fmt = (lambda s: f"{s['mean']} / {s['median']} / {s['max']}")
-    _table("HH-RLHF pairs (words: mean / median / max)", ["", *names], [
+    fmt = (lambda s: f"{s['mean']:.1f}/{s['median']:g}/{s['max']}")
+    _table("HH-RLHF pairs (words and turns: mean/median/max)", ["", *names], [
         ["pairs", *[stats[n]["pairs"] for n in names]],
-        ["words in context", *[fmt(stats[n]["words_context"]) for n in names]],
-        ["words in chosen", *[fmt(stats[n]["words_chosen"]) for n in names]],
-        ["words in rejected", *[fmt(stats[n]["words_rejected"]) for n in names]],
-        ["turns per dialogue", *[fmt(stats[n]["turns_per_dialogue"]) for n in names]],
-        ["chosen that refuse", *[f"{100 * stats[n]['chosen_refusal_share']:.1f}%" for n in names]],
-        ["rejected that refuse", *[f"{100 * stats[n]['rejected_refusal_share']:.1f}%" for n in names]],
-        ["identical chosen/rejected", *[stats[n]["identical_responses"] for n in names]],
+        ["context words", *[fmt(stats[n]["words_context"]) for n in names]],
+        ["chosen words", *[fmt(stats[n]["words_chosen"]) for n in names]],
+        ["rejected words", *[fmt(stats[n]["words_rejected"]) for n in names]],
+        ["turns", *[fmt(stats[n]["turns_per_dialogue"]) for n in names]],
+        ["chosen refusals", *[f"{100 * stats[n]['chosen_refusal_share']:.1f}%" for n in names]],
+        ["rejected refusals", *[f"{100 * stats[n]['rejected_refusal_share']:.1f}%" for n in names]],
+        ["identical pairs", *[stats[n]["identical_responses"] for n in names]],
     ])
 
 
@@ -102,13 +106,18 @@ def cmd_data_label(args):
     if args.json:
         return _print_json(summary)
     out = Path(args.out) if args.out else prepared / "labels"
+    _counts_table(summary)
+    print(f"wrote {out} (labels.jsonl, clean/, counts.json, noise_report.md with sampled noisy pairs)")
+
+
+def _counts_table(summary: dict):
     splits = list(summary["rejected_counts"])
-    _table(f"Rejected responses per category (taxonomy {taxonomy.version})", ["category", *splits], [
-        [f"{c.id} {c.name}", *[summary["rejected_counts"][s][c.id] for s in splits]] for c in taxonomy.categories
+    _table(f"Rejected responses per category (taxonomy {summary['taxonomy_version']})", ["category", *splits], [
+        [f"{cid} {name}", *[summary["rejected_counts"][s][cid] for s in splits]]
+        for cid, name in summary["categories"].items()
     ] + [["Clean pairs (S8 dropped)", *[summary["clean_pairs"][s] for s in splits]]])
     print(f"noise: {summary['noise']['all']} of {summary['pairs']['all']} pairs "
           f"({100 * summary['noise_share']:.1f}%) have a benign rejected response and are left out of Clean")
-    print(f"wrote {out} (labels.jsonl, clean/, counts.json, noise_report.md with sampled noisy pairs)")
 
 
 def cmd_data_baseline(args):
@@ -175,10 +184,13 @@ def cmd_audit(args):
     if args.json:
         return _print_json(result)
     out = Path(result["out"])
-    counts = json.loads((out / "data" / "labels" / "counts.json").read_text())
-    print(f"Clean split: {counts['clean_pairs']['all']} of {counts['pairs']['all']} pairs "
-          f"({counts['noise']['all']} noisy S8 pairs dropped)")
+    _stats_table(json.loads((out / "stats.json").read_text()))
+    _counts_table(json.loads((out / "data" / "labels" / "counts.json").read_text()))
     _baseline_table(json.loads((out / "keyword_baseline" / "metrics.json").read_text()))
+    for role, model in json.loads((out / "models.json").read_text()).items():
+        print(f"{role} model {model['name']}: {model['class']}, {model['parameters'] / 1e6:.1f}M parameters, "
+              f"loaded from {model['resolved']} in {model['load_seconds']} s")
+    print(f"run directory: {out}")
 
 
 # --------------------------------------------------------------------------- parser
