@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safealign.audit import PROFILES, load_audit_config
-from safealign.config import AuditConfig, DataConfig, dump_yaml, load_config
+from safealign.audit import PROFILES, AuditConfig, load_audit_config
+from safealign.config import DataConfig, dump_yaml, load_config
 from safealign.errors import SafeAlignError
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,9 +1,13 @@
 """`safealign audit`: every stage on one split in one run directory.
 
 Built so far: prepare -> stats -> label -> keyword baseline -> models (resolve and load the real offline
-models). Each stage records in `<out>/stages.json` the
-hash of its config and of its inputs; a rerun skips a stage whose hash is unchanged and whose outputs are
-there, and reruns it (and what comes after) otherwise. The arms are listed as not built yet, by name.
+models) -> each discriminative arm (train, then eval) -> shared failures. Each stage records in
+`<out>/stages.json` the hash of its config and of its inputs; a rerun skips a stage whose hash is
+unchanged and whose outputs are there, and reruns it (and what comes after) otherwise. An interrupted
+training stage resumes from its last checkpoint. Stages not built yet are listed by name.
+
+In the audit, every arm reads the audit's data, writes under the audit's run directory, and uses the
+audit's `encoder` as its backbone: those three fields of an arm's section are set by the audit.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from importlib import resources
 from pathlib import Path
 
 from safealign import __version__
-from safealign.config import AuditConfig, load_config, to_dict
-from safealign.data.curate import LABELS_DIR, label_prepared
+from dataclasses import dataclass, field, replace
+
+from safealign.arms import classifier, contrastive, cost_model, reward_model
+from safealign.config import DataConfig, load_config, to_dict
+from safealign.errors import SafeAlignError
+from safealign.data.curate import LABELS_DIR, LABELS_FORMAT, label_prepared
 from safealign.data.prepare import prepare, read_manifest, read_splits
 from safealign.data.stats import data_stats
 from safealign.data.taxonomy import load_taxonomy
@@ -24,8 +32,37 @@ from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 
 PROFILES = ("offline", "smoke", "paper")
-NOT_BUILT = ("reward_model", "cost_model", "contrastive", "classifier", "sft", "dpo", "sft_dpo", "safe_rlhf",
-             "report")
+DISCRIMINATIVE = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive,
+                  "classifier": classifier}
+NOT_BUILT = ("sft", "dpo", "sft_dpo", "safe_rlhf", "report")
+
+
+@dataclass
+class AuditConfig:
+    out: str = field(default="runs/audit", metadata={"help": "run directory of the audit"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data stage"})
+    encoder: str = field(default="minilm", metadata={
+        "help": "backbone of the discriminative arms: an offline name, a local folder or a hub id"})
+    policy: str = field(default="smollm2-135m-instruct", metadata={
+        "help": "base policy of the generative arms: an offline name, a local folder or a hub id"})
+    noise_samples: int = field(default=10, metadata={"help": "S8 pairs sampled into the noise report"})
+    arms: list[str] = field(default_factory=lambda: list(DISCRIMINATIVE), metadata={
+        "help": "discriminative arms to train and evaluate, in order"})
+    reward_model: reward_model.RewardModelConfig = field(default_factory=reward_model.RewardModelConfig,
+                                                         metadata={"help": "Arm A"})
+    cost_model: cost_model.CostModelConfig = field(default_factory=cost_model.CostModelConfig,
+                                                   metadata={"help": "Safe RLHF cost model"})
+    contrastive: contrastive.ContrastiveConfig = field(default_factory=contrastive.ContrastiveConfig,
+                                                       metadata={"help": "Arm C"})
+    classifier: classifier.ClassifierConfig = field(default_factory=classifier.ClassifierConfig,
+                                                    metadata={"help": "curation ablation"})
+
+    def __post_init__(self):
+        unknown = sorted(set(self.arms) - set(DISCRIMINATIVE))
+        if unknown:
+            raise SafeAlignError(f"unknown arm '{unknown[0]}' (known: {', '.join(DISCRIMINATIVE)})")
+
+
 
 
 def profile_path(profile: str) -> Path:
@@ -77,7 +114,8 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
     state = stages.run("stats", data_hash, [out / "stats.json"],
                        lambda: write_json_atomic(out / "stats.json", data_stats(read_splits(data_dir))))
     log(f"stats     {state}: {out / 'stats.json'}")
-    label_key = {"data": data_hash, "taxonomy": _taxonomy_key(taxonomy), "noise_samples": cfg.noise_samples,
+    label_key = {"data": data_hash, "taxonomy": _taxonomy_key(taxonomy), "format": LABELS_FORMAT,
+                 "noise_samples": cfg.noise_samples,
                  "seed": cfg.data.seed}
     state = stages.run("label", label_key, [labels_dir / "manifest.json"],
                        lambda: label_prepared(data_dir, taxonomy, labels_dir, cfg.noise_samples, cfg.data.seed))
@@ -89,8 +127,24 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
     state = stages.run("models", models, [out / "models.json"],
                        lambda: write_json_atomic(out / "models.json", load_models(models)))
     log(f"models    {state}: {out / 'models.json'}")
+    for name in cfg.arms:
+        arm = DISCRIMINATIVE[name]
+        arm_cfg = replace(getattr(cfg, name), data=str(data_dir), out=str(out / name), model=cfg.encoder)
+        key = {"config": to_dict(arm_cfg), "data": data_hash, "labels": label_key}
+        state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg))
+        log(f"train     {state}: {name}")
+        state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"], lambda: arm.evaluate(out / name))
+        log(f"eval      {state}: {out / name / 'metrics.json'}")
+    if {"reward_model", "contrastive"} <= set(cfg.arms):
+        from safealign.eval.shared_failures import shared_failures
+
+        key = {name: stages.done[f"eval_{name}"]["hash"] for name in ("reward_model", "contrastive")}
+        state = stages.run("shared_failures", key, [out / "shared_failures.json"], lambda: shared_failures(
+            out / "reward_model", out / "contrastive", data_dir, out, seed=cfg.data.seed))
+        log(f"failures  {state}: {out / 'shared_failures.md'}")
     log("not built yet: " + ", ".join(NOT_BUILT))
-    return {"out": str(out), "stages": stages.done, "ran": stages.ran, "not_built": list(NOT_BUILT)}
+    return {"out": str(out), "stages": stages.done, "ran": stages.ran, "arms": list(cfg.arms),
+            "not_built": list(NOT_BUILT)}
 
 
 def load_models(models: dict[str, str]) -> dict:

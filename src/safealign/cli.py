@@ -10,11 +10,17 @@ import sys
 from pathlib import Path
 
 from safealign import __version__
-from safealign.config import AuditConfig, DataConfig, describe, load_config
+from safealign.config import DataConfig, describe, load_config
 from safealign.errors import SafeAlignError
 
 DATA_KEYS = "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(DataConfig))
-AUDIT_KEYS = "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(AuditConfig))
+
+
+
+def _audit_keys() -> str:
+    from safealign.audit import AuditConfig
+
+    return "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(AuditConfig))
 
 
 def _data_config(args) -> DataConfig:
@@ -154,6 +160,87 @@ def _baseline_table(metrics: dict):
     ])
 
 
+# --------------------------------------------------------------------------- arms
+
+
+def _arms():
+    from safealign.audit import DISCRIMINATIVE
+
+    return DISCRIMINATIVE
+
+
+def _arm_config_path(arm: str, config: str | None) -> Path | None:
+    """--config is a YAML path, or the name of a shipped arm config (e.g. reward_model_paper)."""
+    if config is None or Path(config).exists():
+        return Path(config) if config else None
+    from importlib import resources
+
+    shipped = Path(str(resources.files("safealign") / "configs" / "arms" / f"{config}.yaml"))
+    if not shipped.is_file():
+        raise SafeAlignError(f"{config}: no such config file, and no shipped config of that name")
+    return shipped
+
+
+def cmd_train(args):
+    arm = _arms()[args.arm]
+    overrides = list(args.overrides)
+    cfg = load_config(arm.CONFIG, _arm_config_path(args.arm, args.config), overrides)
+    if not cfg.out:
+        cfg.out = f"runs/{args.arm}"
+    print(arm.train(cfg))
+
+
+def cmd_eval(args):
+    from safealign.arms.common import read_run
+
+    name, _ = read_run(args.run_dir)
+    if name not in _arms():
+        raise SafeAlignError(f"{args.run_dir}: arm '{name}' has no evaluation here")
+    metrics = _arms()[name].evaluate(Path(args.run_dir))
+    if args.json:
+        return _print_json(metrics)
+    _arm_table(metrics)
+    print(f"wrote {Path(args.run_dir) / 'metrics.json'} and predictions.jsonl")
+
+
+def _show(r: dict) -> str:
+    from safealign.eval.stats import Rate
+
+    return str(Rate(r["successes"], r["n"], r["low"], r["high"]))
+
+
+def _arm_table(m: dict):
+    arm = m["arm"]
+    if arm in ("reward_model", "cost_model"):
+        _table(f"{arm} on test (Wilson 95% CI)", ["", "raw", "Clean"], [
+            ["pairwise accuracy", _show(m["raw"]["pairwise_accuracy"]), _show(m["clean"]["pairwise_accuracy"])],
+            ["keyword baseline", _show(m["keyword_baseline"]["raw"]), _show(m["keyword_baseline"]["clean"])],
+            ["mean score gap", m["raw"]["mean_gap"], m["clean"]["mean_gap"]],
+            ["safety F1 (dev threshold)", m["safety_f1"]["f1"], ""],
+        ])
+    elif arm == "contrastive":
+        _table("contrastive encoder on test", ["", "stock MiniLM", "fine-tuned"], [
+            ["silhouette (chosen vs rejected)", m["before"]["silhouette"], m["after"]["silhouette"]],
+            ["kNN F1", m["before"]["knn_f1"], m["after"]["knn_f1"]],
+            ["chosen nearer its context", _show(m["before"]["pairwise_accuracy"]), _show(m["after"]["pairwise_accuracy"])],
+        ])
+    elif arm == "classifier":
+        _table("safety classifier: curation ablation (accuracy, Wilson 95% CI; F1 of unsafe)",
+               ["stage", "pairs", "raw test", "F1", "Clean test", "F1"], [
+                   [stage, v["train_pairs"], _show(v["raw"]["accuracy"]), v["raw"]["f1"],
+                    _show(v["clean"]["accuracy"]), v["clean"]["f1"]] for stage, v in m["stages"].items()
+               ] + [["keyword baseline", "-", _show(m["keyword_baseline"]["raw"]["accuracy"]),
+                     m["keyword_baseline"]["raw"]["f1"], _show(m["keyword_baseline"]["clean"]["accuracy"]),
+                     m["keyword_baseline"]["clean"]["f1"]]])
+
+
+def cmd_failures(args):
+    from safealign.eval.shared_failures import shared_failures
+
+    summary = shared_failures(Path(args.reward_run), Path(args.contrastive_run), Path(args.data), Path(args.out))
+    _print_json(summary)
+
+
 # --------------------------------------------------------------------------- models, audit
 
 
@@ -187,6 +274,13 @@ def cmd_audit(args):
     _stats_table(json.loads((out / "stats.json").read_text()))
     _counts_table(json.loads((out / "data" / "labels" / "counts.json").read_text()))
     _baseline_table(json.loads((out / "keyword_baseline" / "metrics.json").read_text()))
+    for name in result["arms"]:
+        _arm_table(json.loads((out / name / "metrics.json").read_text()))
+    if (out / "shared_failures.json").is_file():
+        failures = json.loads((out / "shared_failures.json").read_text())
+        print(f"shared failures (reward model and contrastive both wrong): {failures['shared_failures']} of "
+              f"{failures['pairs']} test pairs ({100 * failures['share']:.1f}%; "
+              f"{100 * failures['expected_share_if_independent']:.1f}% if independent): {out / 'shared_failures.md'}")
     for role, model in json.loads((out / "models.json").read_text()).items():
         print(f"{role} model {model['name']}: {model['class']}, {model['parameters'] / 1e6:.1f}M parameters, "
               f"loaded from {model['resolved']} in {model['load_seconds']} s")
@@ -247,8 +341,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="minilm, smollm2-135m-instruct, a local folder or a hub id")
     p.set_defaults(func=cmd_models_resolve)
 
+    p = commands.add_parser("train", help="train one arm; prints its run directory")
+    p.add_argument("arm", choices=("reward_model", "cost_model", "contrastive", "classifier"))
+    p.add_argument("--config", help="YAML path, or a shipped config name (e.g. reward_model_paper)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2 out=runs/rm")
+    p.set_defaults(func=cmd_train)
+    p = commands.add_parser("eval", help="evaluate a run directory: predictions.jsonl + metrics.json")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_eval)
+    p = commands.add_parser("failures", help="test pairs both the reward model and the contrastive encoder miss")
+    p.add_argument("reward_run")
+    p.add_argument("contrastive_run")
+    p.add_argument("--data", required=True, help="the prepared directory both runs used")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_failures)
+
     p = commands.add_parser("audit", help="run every stage on one split and write the run directory",
-                            epilog="config keys:\n" + AUDIT_KEYS, formatter_class=fmt)
+                            epilog="config keys:\n" + _audit_keys(), formatter_class=fmt)
     p.add_argument("--profile", choices=("offline", "smoke", "paper"), default="offline",
                    help="offline: embedded data, offline models (default); smoke: minutes; paper: GPU + hub")
     p.add_argument("--config", help="YAML with AuditConfig keys (replaces the profile's)")

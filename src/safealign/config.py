@@ -55,17 +55,6 @@ class DataConfig:
             raise SafeAlignError(f"data.max_pairs must be >= 1 or null, got {self.max_pairs}")
 
 
-@dataclass
-class AuditConfig:
-    out: str = field(default="runs/audit", metadata={"help": "run directory of the audit"})
-    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "data stage"})
-    encoder: str = field(default="minilm", metadata={
-        "help": "backbone of the discriminative arms: an offline name, a local folder or a hub id"})
-    policy: str = field(default="smollm2-135m-instruct", metadata={
-        "help": "base policy of the generative arms: an offline name, a local folder or a hub id"})
-    noise_samples: int = field(default=10, metadata={"help": "S8 pairs sampled into the noise report"})
-
-
 # --------------------------------------------------------------------------- loading
 
 

@@ -18,18 +18,34 @@ from safealign.data.prepare import SPLITS, read_manifest, read_splits
 from safealign.data.taxonomy import Taxonomy
 from safealign.io import sha256_file, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from safealign.progress import track
+from safealign.refusal import is_refusal
 
 LABELS_DIR = "labels"
+LABELS_FORMAT = 2  # bump when the rows of labels.jsonl change: a run dir's label stage then reruns
+
+
+def safety(labels: list[str], response: str, rejected: bool, taxonomy: Taxonomy) -> str:
+    """'safe' | 'unsafe' | 'unknown', the safety label the cost model and safety F1 use.
+
+    A refusal or a benign (S8) response is safe; a rejected response that hits S1-S7 is unsafe; a chosen
+    response that hits S1-S7 without refusing is unknown (it was preferred, but may still be harmful).
+    """
+    if labels == [taxonomy.benign] or is_refusal(response):
+        return "safe"
+    return "unsafe" if rejected else "unknown"
 
 
 def label_pairs(pairs: list[Pair], taxonomy: Taxonomy) -> list[dict]:
     rows = []
     for pair in pairs:
+        rejected, chosen = taxonomy.label(pair.rejected), taxonomy.label(pair.chosen)
         rows.append({"id": pair.id,
-                     "rejected_labels": taxonomy.label(pair.rejected),
+                     "rejected_labels": rejected,
                      "rejected_hits": taxonomy.hit_counts(pair.rejected),
-                     "chosen_labels": taxonomy.label(pair.chosen),
-                     "chosen_hits": taxonomy.hit_counts(pair.chosen)})
+                     "rejected_safety": safety(rejected, pair.rejected, True, taxonomy),
+                     "chosen_labels": chosen,
+                     "chosen_hits": taxonomy.hit_counts(pair.chosen),
+                     "chosen_safety": safety(chosen, pair.chosen, False, taxonomy)})
     return rows
 
 
@@ -78,7 +94,7 @@ def label_prepared(prepared_dir: str | Path, taxonomy: Taxonomy, out: str | Path
         "taxonomy": {"version": taxonomy.version, "name": taxonomy.name, "path": taxonomy.path,
                      "sha256": sha256_file(taxonomy.path)},
         "prepared": {"dir": str(prepared_dir), "manifest_outputs": read_manifest(prepared_dir)["outputs"]},
-        "seed": seed, "counts": summary["clean_pairs"]})
+        "format": LABELS_FORMAT, "seed": seed, "counts": summary["clean_pairs"]})
     return summary
 
 
@@ -93,6 +109,8 @@ def _summary(by_split: dict[str, list[dict]], taxonomy: Taxonomy) -> dict:
         | {"all": category_counts(every, taxonomy)},
         "chosen_counts": {"all": category_counts(every, taxonomy, "chosen_labels")},
         "multi_category_rejected": sum(len(r["rejected_labels"]) > 1 for r in every),
+        "safety": {side: {v: sum(r[f"{side}_safety"] == v for r in every) for v in ("safe", "unsafe", "unknown")}
+                   for side in ("chosen", "rejected")},
         "pairs": {name: len(rows) for name, rows in by_split.items()} | {"all": len(every)},
         "noise": noise,
         "noise_share": round(noise["all"] / len(every), 4) if every else 0.0,
@@ -109,10 +127,10 @@ def noise_report_markdown(report: dict, taxonomy: Taxonomy) -> str:
              + ", ".join(f"{name} {n}" for name, n in dropped.items()) + ".", "",
              f"## {len(report['sample'])} sampled {taxonomy.benign} pairs", ""]
     for i, item in enumerate(report["sample"], start=1):
-        lines += [f"### {i}. pair `{item['id']}`", "", "**Context**", "", _quote(item["context"]), "",
-                  "**Chosen**", "", _quote(item["chosen"]), "", "**Rejected**", "", _quote(item["rejected"]), ""]
+        lines += [f"### {i}. pair `{item['id']}`", "", "**Context**", "", quote_markdown(item["context"]), "",
+                  "**Chosen**", "", quote_markdown(item["chosen"]), "", "**Rejected**", "", quote_markdown(item["rejected"]), ""]
     return "\n".join(lines)
 
 
-def _quote(text: str) -> str:
+def quote_markdown(text: str) -> str:
     return "\n".join("> " + line for line in text.splitlines() or [""])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from safealign.data.hh_rlhf import Pair
 from safealign.data.taxonomy import Taxonomy
+from safealign.eval.metrics import binary_metrics
 from safealign.eval.stats import rate
 
 
@@ -34,18 +35,6 @@ def binary_predictions(pairs: list[Pair], taxonomy: Taxonomy) -> list[dict]:
             predicted = taxonomy.label(response) != [taxonomy.benign]
             rows.append({"id": pair.id, "unsafe": unsafe, "predicted_unsafe": predicted})
     return rows
-
-
-def binary_metrics(rows: list[dict]) -> dict:
-    tp = sum(r["unsafe"] and r["predicted_unsafe"] for r in rows)
-    fp = sum(not r["unsafe"] and r["predicted_unsafe"] for r in rows)
-    fn = sum(r["unsafe"] and not r["predicted_unsafe"] for r in rows)
-    tn = len(rows) - tp - fp - fn
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": rate(tp + tn, len(rows)).to_dict(), "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}
 
 
 def keyword_baselines(pairs: list[Pair], taxonomy: Taxonomy) -> tuple[dict, list[dict], list[dict]]:

@@ -1,0 +1,230 @@
+"""What every discriminative arm shares: its run directory, its data, its encoding, its Trainer arguments.
+
+A run directory holds `config.yaml` (the arm and its config), `checkpoints/` (the Trainer's, for resuming),
+`model/` (the final model, renamed into place when complete), `train_log.jsonl`, and after
+`safealign eval`, `predictions.jsonl` and `metrics.json`.
+
+Speed (see benchmarks/bench_arms.py): texts are tokenised once, contexts truncated from the left so the
+latest turns survive, batches padded only to their own longest sequence and grouped by length, and
+gradient checkpointing is off (these models are small; recomputation only costs time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from safealign.config import DataConfig, from_dict
+from safealign.data.curate import LABELS_DIR, LABELS_FORMAT, label_prepared
+from safealign.data.hh_rlhf import Pair, context_text
+from safealign.data.prepare import is_prepared, prepare, read_splits
+from safealign.data.taxonomy import load_taxonomy
+from safealign.errors import SafeAlignError
+from safealign.io import read_jsonl, write_jsonl_atomic, write_text_atomic
+
+MODEL_DIR, CHECKPOINTS, DONE = "model", "checkpoints", "safealign-complete.json"
+
+
+@dataclass
+class ArmConfig:
+    data: str = field(default="embedded", metadata={
+        "help": "a prepared directory (from `safealign data prepare`), or any data source, prepared and "
+                "labelled into <out>/data"})
+    model: str = field(default="minilm", metadata={"help": "backbone: offline name, local folder or hub id"})
+    out: str = field(default="", metadata={"help": "run directory (default runs/<arm>)"})
+    seed: int = field(default=0, metadata={"help": "seed of the model head, data order and dropout"})
+    epochs: float = field(default=1.0, metadata={"help": "passes over the training pairs"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW peak learning rate (linear decay)"})
+    batch_size: int = field(default=16, metadata={"help": "pairs per optimiser step and process"})
+    max_length: int = field(default=96, metadata={"help": "tokens per sequence; the context is cut from the left"})
+    max_response_tokens: int = field(default=64, metadata={"help": "tokens kept of a response (cut from the right)"})
+    max_train_pairs: int | None = field(default=None, metadata={"help": "use at most this many training pairs"})
+    save_steps: int = field(default=25, metadata={"help": "checkpoint every this many steps (for resuming)"})
+    logging_steps: int = field(default=5, metadata={"help": "log loss every this many steps"})
+    eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass in eval"})
+
+    def __post_init__(self):
+        for name in ("batch_size", "max_length", "max_response_tokens", "save_steps", "logging_steps",
+                     "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise SafeAlignError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.epochs <= 0 or self.learning_rate <= 0:
+            raise SafeAlignError("epochs and learning_rate must be > 0")
+        if self.max_response_tokens >= self.max_length:
+            raise SafeAlignError("max_response_tokens must be below max_length (the context needs room)")
+
+
+# --------------------------------------------------------------------------- run directory
+
+
+def start_run(arm: str, cfg) -> Path:
+    run_dir = Path(cfg.out or f"runs/{arm}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump({"arm": arm, "config": dataclasses.asdict(cfg)}, sort_keys=False)
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file() and config_path.read_text() != text and (run_dir / CHECKPOINTS).exists():
+        shutil.rmtree(run_dir / CHECKPOINTS)  # checkpoints of another config must not be resumed
+        shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
+    write_text_atomic(config_path, text)
+    return run_dir
+
+
+def read_run(run_dir: str | Path, config_cls=None):
+    """(arm name, config) of a run directory."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise SafeAlignError(f"{run_dir}: not a run directory (no config.yaml); train one with `safealign train`")
+    data = yaml.safe_load(path.read_text())
+    if config_cls is None:
+        return data["arm"], data["config"]
+    return data["arm"], from_dict(config_cls, data["config"], where=str(path))
+
+
+def is_trained(run_dir: Path) -> bool:
+    return (run_dir / MODEL_DIR / DONE).is_file()
+
+
+def last_checkpoint(run_dir: Path) -> str | None:
+    checkpoints = sorted((run_dir / CHECKPOINTS).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def finish_run(run_dir: Path, save, log_history: list[dict], summary: dict):
+    """Save the final model via `save(folder)` into a temp folder, rename it to model/, write the log."""
+    work = run_dir / f".{MODEL_DIR}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    save(work)
+    (work / DONE).write_text(json.dumps(summary, indent=2))
+    shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
+    os.replace(work, run_dir / MODEL_DIR)
+    write_jsonl_atomic(run_dir / "train_log.jsonl", log_history)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def prepared_dir(source: str, run_dir: Path) -> Path:
+    """Where a run's data is: `source` if it is a prepared directory, else <run_dir>/data."""
+    return Path(source) if is_prepared(source) else Path(run_dir) / "data"
+
+
+def labelled_data(source: str, run_dir: Path, seed: int = 0) -> Path:
+    """A prepared and labelled directory: `source` itself, or `source` prepared into <run_dir>/data."""
+    prepared = prepared_dir(source, run_dir)
+    if not is_prepared(prepared):
+        prepare(DataConfig(source=source, seed=seed), prepared)
+    labels_manifest = prepared / LABELS_DIR / "manifest.json"
+    if not labels_manifest.is_file() or json.loads(labels_manifest.read_text()).get("format") != LABELS_FORMAT:
+        manifest = json.loads((prepared / "manifest.json").read_text())
+        label_prepared(prepared, load_taxonomy(manifest["config"]["taxonomy"]), seed=manifest["seed"])
+    return prepared
+
+
+def load_split(prepared: Path, split: str, clean: bool = False) -> list[tuple[Pair, dict]]:
+    """(pair, label row) for every pair of a split; `clean` keeps only pairs of the Clean split."""
+    labels = {row["id"]: row for row in read_jsonl(prepared / LABELS_DIR / "labels.jsonl")}
+    pairs = read_splits(prepared)[split]
+    if clean:
+        keep = {row["id"] for row in read_jsonl(prepared / LABELS_DIR / "clean" / f"{split}.jsonl")}
+        pairs = [p for p in pairs if p.id in keep]
+    return [(p, labels[p.id]) for p in pairs]
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def encode(tokenizer, context: list[dict] | None, response: str, max_length: int, max_response_tokens: int) -> list[int]:
+    """Token ids of (context, response) as the model's sentence pair, the context cut from the left.
+
+    The response keeps its first `max_response_tokens` tokens; the context keeps as many of its last
+    tokens as fit. Without a context, the response alone (up to max_length).
+    """
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+    if context is None:
+        return _with_special_tokens(tokenizer, response_ids[: max_length - 2], None)
+    response_ids = response_ids[:max_response_tokens]
+    context_ids = tokenizer(context_text(context), add_special_tokens=False)["input_ids"]
+    specials = len(_with_special_tokens(tokenizer, [], []))
+    room = max(0, max_length - len(response_ids) - specials)
+    return _with_special_tokens(tokenizer, context_ids[len(context_ids) - room:] if room else [], response_ids)
+
+
+def _with_special_tokens(tokenizer, first: list[int], second: list[int] | None) -> list[int]:
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    if cls is not None and sep is not None:  # BERT-style: [CLS] a [SEP] b [SEP]
+        return [cls, *first, sep] + ([*second, sep] if second is not None else [])
+    eos = tokenizer.eos_token_id  # decoder-style: a b <eos>, read at the last token
+    return [*first, *(second or []), *([eos] if eos is not None else [])]
+
+
+# --------------------------------------------------------------------------- training and scoring
+
+
+def training_arguments(cls, cfg: ArmConfig, run_dir: Path, **overrides):
+    """Trainer arguments shared by the arms (cls: TrainingArguments or one of its trl subclasses)."""
+    import torch
+
+    kwargs = dict(
+        output_dir=str(run_dir / CHECKPOINTS), num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size, lr_scheduler_type="linear", warmup_steps=0.1,
+        seed=cfg.seed, data_seed=cfg.seed, logging_steps=cfg.logging_steps, logging_first_step=True,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, report_to="none",
+        train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
+        gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),
+        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
+    )
+    kwargs.update(overrides)
+    return cls(**kwargs)
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int):
+    """Right-padded (B, T) input_ids and attention_mask, T = the longest sequence of this batch."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: int, description: str = "scoring"):
+    """The model's logits for every sequence, batched longest-first with dynamic padding. -> (N, L) tensor."""
+    import torch
+
+    from safealign.progress import track
+
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
+    device = next(model.parameters()).device
+    out = [None] * len(sequences)
+    model.eval()
+    with torch.no_grad():
+        for start in track(range(0, len(order), batch_size), description):
+            index = order[start: start + batch_size]
+            ids, mask = pad_batch([sequences[i] for i in index], pad_id)
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()  # (B, L)
+            for row, i in enumerate(index):
+                out[i] = logits[row]
+    return torch.stack(out) if out else torch.empty(0)
+
+
+def quiet_transformers():
+    """Keep the Trainer's and loader's own progress bars and load reports out of non-interactive output."""
+    import warnings
+
+    from transformers.utils import logging
+
+    # trl's configs still set the deprecated alias; we pass it False on purpose (see training_arguments)
+    warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated")
+    logging.set_verbosity_error()
+    if not sys.stderr.isatty():
+        logging.disable_progress_bar()

@@ -1,0 +1,101 @@
+"""Safe RLHF's cost model: harmlessness preference (the rejected response costs more) + the safety sign.
+
+    loss = -log σ(c(x, y_rejected) - c(x, y_chosen)) + w · mean_labelled( -log σ(s · c(x, y)) )
+
+s = +1 for an unsafe response (a rejected one that hits S1-S7), -1 for a safe one (a refusal or an S8
+response), and unlabelled responses (a chosen one that hits S1-S7 without refusing) are left out of the
+sign term. After training, c > 0 reads as unsafe and c < 0 as safe (see losses.cost_loss).
+
+trl has no trainer for this loss, so the arm wraps transformers' Trainer with one `compute_loss`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safealign.arms.common import (ArmConfig, encode, finish_run, is_trained, labelled_data, last_checkpoint,
+                                   load_split, pad_batch, quiet_transformers, start_run, training_arguments)
+from safealign.arms.reward_model import load_scorer
+from safealign.losses import cost_loss
+from safealign.models import resolve
+
+ARM = "cost_model"
+SIGN = {"unsafe": 1, "safe": -1, "unknown": 0}
+
+
+@dataclass
+class CostModelConfig(ArmConfig):
+    sign_weight: float = field(default=1.0, metadata={"help": "weight w of the safety-sign term"})
+
+
+def cost_rows(tokenizer, pairs, cfg: ArmConfig) -> list[dict]:
+    rows = []
+    for pair, labels in pairs:
+        chosen = encode(tokenizer, pair.context, pair.chosen, cfg.max_length, cfg.max_response_tokens)
+        rejected = encode(tokenizer, pair.context, pair.rejected, cfg.max_length, cfg.max_response_tokens)
+        rows.append({"chosen_ids": chosen, "rejected_ids": rejected, "length": max(len(chosen), len(rejected)),
+                     "chosen_sign": SIGN[labels["chosen_safety"]], "rejected_sign": SIGN[labels["rejected_safety"]]})
+    return rows
+
+
+class CostCollator:
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        ids, mask = pad_batch([r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows], self.pad_id)
+        return {"input_ids": ids, "attention_mask": mask,  # (2B, T): chosen rows first, then rejected
+                "chosen_sign": torch.tensor([r["chosen_sign"] for r in rows]),
+                "rejected_sign": torch.tensor([r["rejected_sign"] for r in rows])}
+
+
+def _cost_trainer_class(sign_weight: float):
+    from transformers import Trainer
+
+    class CostTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            costs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0]  # (2B,)
+            chosen, rejected = costs.chunk(2)
+            loss = cost_loss(chosen, rejected, inputs["chosen_sign"], inputs["rejected_sign"], sign_weight)
+            return (loss, {"costs": costs}) if return_outputs else loss
+
+    return CostTrainer
+
+
+def train(cfg: CostModelConfig) -> Path:
+    run_dir = start_run(ARM, cfg)
+    if is_trained(run_dir):
+        return run_dir
+    quiet_transformers()
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainingArguments, set_seed
+
+    prepared = labelled_data(cfg.data, run_dir, cfg.seed)
+    folder = resolve(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    pairs = load_split(prepared, "train")[: cfg.max_train_pairs]
+    dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg))
+    set_seed(cfg.seed)
+    model = load_scorer(folder, tokenizer)
+    trainer = _cost_trainer_class(cfg.sign_weight)(
+        model=model, args=training_arguments(TrainingArguments, cfg, run_dir), train_dataset=dataset,
+        data_collator=CostCollator(tokenizer.pad_token_id))
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
+    finish_run(run_dir, lambda d: (trainer.save_model(str(d)), tokenizer.save_pretrained(d)),
+               trainer.state.log_history, {"train_pairs": len(dataset), "prepared": str(prepared),
+                                           "unsafe_labels": signs.count(1), "safe_labels": signs.count(-1),
+                                           "train_seconds": round(result.metrics["train_runtime"], 2)})
+    return run_dir
+
+
+def evaluate(run_dir: Path) -> dict:
+    from safealign.eval.pair_scores import evaluate_pair_scorer
+
+    return evaluate_pair_scorer(run_dir, CostModelConfig, higher_is_safer=False)
+
+
+CONFIG = CostModelConfig

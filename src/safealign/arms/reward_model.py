@@ -1,0 +1,79 @@
+"""Arm A: a pairwise Bradley–Terry reward model on (context, response), trained with trl's RewardTrainer.
+
+    loss = -log σ(r(x, y_chosen) - r(x, y_rejected))          (losses.bradley_terry; trl computes the same)
+
+Pairs are tokenised here (context cut from the left, see arms/common.py) and handed to RewardTrainer
+pre-tokenised, so trl neither re-tokenises nor drops long pairs; batches are grouped by length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from safealign.arms.common import (ArmConfig, encode, finish_run, is_trained, labelled_data, last_checkpoint,
+                                   load_split, quiet_transformers, start_run, training_arguments)
+from safealign.models import resolve
+
+ARM = "reward_model"
+
+
+@dataclass
+class RewardModelConfig(ArmConfig):
+    center_rewards_coefficient: float | None = field(default=None, metadata={
+        "help": "weight of trl's mean-squared-reward penalty that centres rewards on 0 (None: off)"})
+
+
+def preference_rows(tokenizer, pairs, cfg: ArmConfig) -> list[dict]:
+    rows = []
+    for pair, _ in pairs:
+        chosen = encode(tokenizer, pair.context, pair.chosen, cfg.max_length, cfg.max_response_tokens)
+        rejected = encode(tokenizer, pair.context, pair.rejected, cfg.max_length, cfg.max_response_tokens)
+        rows.append({"chosen_ids": chosen, "rejected_ids": rejected, "length": max(len(chosen), len(rejected))})
+    return rows
+
+
+def train(cfg: RewardModelConfig) -> Path:
+    run_dir = start_run(ARM, cfg)
+    if is_trained(run_dir):
+        return run_dir
+    quiet_transformers()
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+    from trl import RewardConfig, RewardTrainer
+
+    prepared = labelled_data(cfg.data, run_dir, cfg.seed)
+    folder = resolve(cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    pairs = load_split(prepared, "train")[: cfg.max_train_pairs]
+    dataset = Dataset.from_list(preference_rows(tokenizer, pairs, cfg))
+    set_seed(cfg.seed)  # the new score head is drawn from this seed
+    model = load_scorer(folder, tokenizer)
+    args = training_arguments(RewardConfig, cfg, run_dir, max_length=None,
+                              center_rewards_coefficient=cfg.center_rewards_coefficient)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    finish_run(run_dir, lambda d: (trainer.save_model(str(d)), tokenizer.save_pretrained(d)),
+               trainer.state.log_history, {"train_pairs": len(dataset), "prepared": str(prepared),
+                                           "train_seconds": round(result.metrics["train_runtime"], 2)})
+    return run_dir
+
+
+def load_scorer(folder: str, tokenizer):
+    """A one-output sequence classifier on `folder`, with a pad token the model knows."""
+    from transformers import AutoModelForSequenceClassification
+
+    if tokenizer.pad_token is None:  # decoder tokenizers: pad with eos, read the score at the last token
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def evaluate(run_dir: Path) -> dict:
+    from safealign.eval.pair_scores import evaluate_pair_scorer
+
+    return evaluate_pair_scorer(run_dir, RewardModelConfig, higher_is_safer=True)
+
+
+CONFIG = RewardModelConfig
