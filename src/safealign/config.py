@@ -17,6 +17,7 @@ from typing import Any, Union
 import yaml
 
 from safealign.errors import SafeAlignError
+from safealign.io import read_yaml
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -98,17 +99,7 @@ class _RawOverride(str):
 
 
 def _read_yaml(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise SafeAlignError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise SafeAlignError(f"{path}: not valid UTF-8 (byte {e.start})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SafeAlignError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+    data = read_yaml(path, "config")
     if data is None:
         return {}
     if not isinstance(data, dict):

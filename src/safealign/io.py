@@ -9,6 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+import yaml
+
+from safealign.errors import SafeAlignError
+
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     path = Path(path)
@@ -45,3 +49,30 @@ def sha256_file(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_yaml(path: str | Path, what: str = "config"):
+    """YAML loaded safely (no Python tags); one-line errors naming the file, the line and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise SafeAlignError(f"{path}: {what} file not found")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise SafeAlignError(f"{path}: {what} is not valid UTF-8 (byte {e.start})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SafeAlignError(f"{path}{where}: {what} is not valid YAML ({getattr(e, 'problem', e)})") from None
+
+
+def save_figure_atomic(fig, path: str | Path, dpi: int = 120) -> Path:
+    """Save a matplotlib figure to a temp file beside `path`, then rename; closes the figure."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path

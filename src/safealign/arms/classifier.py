@@ -21,7 +21,7 @@ from safealign.arms.common import (ArmConfig, MODEL_DIR, encode, finish_run, is_
                                    last_checkpoint, load_split, pad_batch, prepared_dir, quiet_transformers,
                                    read_run, score_sequences, start_run, training_arguments)
 from safealign.eval.metrics import binary_metrics
-from safealign.io import write_json_atomic, write_jsonl_atomic
+from safealign.io import save_figure_atomic, write_json_atomic, write_jsonl_atomic
 from safealign.models import resolve
 
 ARM = "classifier"
@@ -102,9 +102,8 @@ def train_stage(cfg: ClassifierConfig, stage_dir: Path, prepared: Path, stage: s
     trainer = Trainer(model=model, args=training_arguments(TrainingArguments, cfg, stage_dir),
                       train_dataset=dataset, data_collator=ClassifierCollator(tokenizer.pad_token_id))
     result = trainer.train(resume_from_checkpoint=last_checkpoint(stage_dir))
-    finish_run(stage_dir, lambda d: (trainer.save_model(str(d)), tokenizer.save_pretrained(d)),
-               trainer.state.log_history, {"stage": stage, "train_pairs": len(pairs),
-                                           "train_seconds": round(result.metrics["train_runtime"], 2)})
+    finish_run(stage_dir, trainer, tokenizer=tokenizer, summary={
+        "stage": stage, "train_pairs": len(pairs), "train_seconds": round(result.metrics["train_runtime"], 2)})
 
 
 def evaluate(run_dir: Path) -> dict:
@@ -172,10 +171,7 @@ def plot_progression(metrics: dict, path: Path):
     ax.set_title("Safety classifier: curation ablation")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 CONFIG = ClassifierConfig

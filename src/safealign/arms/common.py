@@ -43,8 +43,8 @@ class ArmConfig:
     epochs: float = field(default=1.0, metadata={"help": "passes over the training pairs"})
     learning_rate: float = field(default=5e-5, metadata={"help": "AdamW peak learning rate (linear decay)"})
     batch_size: int = field(default=16, metadata={"help": "pairs per optimiser step and process"})
-    max_length: int = field(default=96, metadata={"help": "tokens per sequence; the context is cut from the left"})
-    max_response_tokens: int = field(default=64, metadata={"help": "tokens kept of a response (cut from the right)"})
+    max_length: int = field(default=80, metadata={"help": "tokens per sequence; the context is cut from the left"})
+    max_response_tokens: int = field(default=56, metadata={"help": "tokens kept of a response (cut from the right)"})
     max_train_pairs: int | None = field(default=None, metadata={"help": "use at most this many training pairs"})
     save_steps: int = field(default=25, metadata={"help": "checkpoint every this many steps (for resuming)"})
     logging_steps: int = field(default=5, metadata={"help": "log loss every this many steps"})
@@ -96,15 +96,26 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def finish_run(run_dir: Path, save, log_history: list[dict], summary: dict):
-    """Save the final model via `save(folder)` into a temp folder, rename it to model/, write the log."""
+def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None):
+    """Save the trained model into a temp folder, rename it to model/, write the training log.
+
+    Every process calls this (under DDP, FSDP or DeepSpeed saving may gather); only the main process
+    writes the tokenizer and the marker and renames the folder into place.
+    """
     work = run_dir / f".{MODEL_DIR}.tmp"
-    shutil.rmtree(work, ignore_errors=True)
-    save(work)
+    main = trainer.is_world_process_zero()
+    if main:
+        shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(work))
+    if not main:
+        return
+    if tokenizer is not None:
+        tokenizer.save_pretrained(work)
     (work / DONE).write_text(json.dumps(summary, indent=2))
     shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
     os.replace(work, run_dir / MODEL_DIR)
-    write_jsonl_atomic(run_dir / "train_log.jsonl", log_history)
+    write_jsonl_atomic(run_dir / "train_log.jsonl", trainer.state.log_history)
 
 
 # --------------------------------------------------------------------------- data

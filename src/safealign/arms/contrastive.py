@@ -21,7 +21,7 @@ from safealign.arms.common import (ArmConfig, MODEL_DIR, finish_run, is_trained,
 from safealign.data.hh_rlhf import context_text
 from safealign.eval.metrics import binary_metrics
 from safealign.eval.stats import rate
-from safealign.io import write_json_atomic, write_jsonl_atomic
+from safealign.io import save_figure_atomic, write_json_atomic, write_jsonl_atomic
 from safealign.models import resolve
 
 ARM = "contrastive"
@@ -31,8 +31,8 @@ ARM = "contrastive"
 class ContrastiveConfig(ArmConfig):
     learning_rate: float = field(default=2e-5, metadata={"help": "AdamW peak learning rate (paper: 2e-5)"})
     batch_size: int = field(default=32, metadata={"help": "triplets per step (paper: 64)"})
-    max_length: int = field(default=64, metadata={"help": "tokens per text; contexts keep their last tokens"})
-    max_response_tokens: int = field(default=48, metadata={"help": "unused here: responses are cut at max_length"})
+    max_length: int = field(default=48, metadata={"help": "tokens per text; contexts keep their last tokens"})
+    max_response_tokens: int = field(default=40, metadata={"help": "unused here: responses are cut at max_length"})
     margin: float = field(default=0.5, metadata={"help": "triplet margin (cosine distance)"})
     knn_k: int = field(default=5, metadata={"help": "neighbours of the kNN probe"})
     knn_train_pairs: int = field(default=600, metadata={"help": "train pairs whose responses fit the kNN probe"})
@@ -83,9 +83,8 @@ def train(cfg: ContrastiveConfig) -> Path:
     loss = TripletLoss(model, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=cfg.margin)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss)
     result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
-    finish_run(run_dir, lambda d: model.save(str(d)), trainer.state.log_history,
-               {"train_pairs": len(dataset), "prepared": str(prepared),
-                "train_seconds": round(result.metrics["train_runtime"], 2)})
+    finish_run(run_dir, trainer, summary={"train_pairs": len(dataset), "prepared": str(prepared),
+                                          "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 
 
@@ -154,10 +153,7 @@ def plot_tsne(before, after, seed: int, path: Path):
         ax.set_yticks([])
     axes[0].legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure_atomic(fig, path, dpi=110)
 
 
 CONFIG = ContrastiveConfig

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safealign.arms.common import (ArmConfig, encode, finish_run, is_trained, labelled_data, last_checkpoint,
+from safealign.arms.common import (ArmConfig, finish_run, is_trained, labelled_data, last_checkpoint,
                                    load_split, pad_batch, quiet_transformers, start_run, training_arguments)
-from safealign.arms.reward_model import load_scorer
+from safealign.arms.reward_model import load_scorer, preference_rows
 from safealign.losses import cost_loss
 from safealign.models import resolve
 
@@ -30,13 +30,9 @@ class CostModelConfig(ArmConfig):
 
 
 def cost_rows(tokenizer, pairs, cfg: ArmConfig) -> list[dict]:
-    rows = []
-    for pair, labels in pairs:
-        chosen = encode(tokenizer, pair.context, pair.chosen, cfg.max_length, cfg.max_response_tokens)
-        rejected = encode(tokenizer, pair.context, pair.rejected, cfg.max_length, cfg.max_response_tokens)
-        rows.append({"chosen_ids": chosen, "rejected_ids": rejected, "length": max(len(chosen), len(rejected)),
-                     "chosen_sign": SIGN[labels["chosen_safety"]], "rejected_sign": SIGN[labels["rejected_safety"]]})
-    return rows
+    """The reward model's encoded pairs, each with the safety signs of its two responses."""
+    return [row | {"chosen_sign": SIGN[labels["chosen_safety"]], "rejected_sign": SIGN[labels["rejected_safety"]]}
+            for row, (_, labels) in zip(preference_rows(tokenizer, pairs, cfg), pairs)]
 
 
 class CostCollator:
@@ -85,10 +81,9 @@ def train(cfg: CostModelConfig) -> Path:
         data_collator=CostCollator(tokenizer.pad_token_id))
     result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
     signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
-    finish_run(run_dir, lambda d: (trainer.save_model(str(d)), tokenizer.save_pretrained(d)),
-               trainer.state.log_history, {"train_pairs": len(dataset), "prepared": str(prepared),
-                                           "unsafe_labels": signs.count(1), "safe_labels": signs.count(-1),
-                                           "train_seconds": round(result.metrics["train_runtime"], 2)})
+    finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
+        "train_pairs": len(dataset), "prepared": str(prepared), "unsafe_labels": signs.count(1),
+        "safe_labels": signs.count(-1), "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 
 

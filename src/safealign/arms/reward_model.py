@@ -53,9 +53,8 @@ def train(cfg: RewardModelConfig) -> Path:
                               center_rewards_coefficient=cfg.center_rewards_coefficient)
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
-    finish_run(run_dir, lambda d: (trainer.save_model(str(d)), tokenizer.save_pretrained(d)),
-               trainer.state.log_history, {"train_pairs": len(dataset), "prepared": str(prepared),
-                                           "train_seconds": round(result.metrics["train_runtime"], 2)})
+    finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
+        "train_pairs": len(dataset), "prepared": str(prepared), "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
 import re2
 
 from safealign.errors import SafeAlignError
+from safealign.io import read_yaml
 
 DEFAULT = "default"
 DEFAULT_FILE = "harm_taxonomy_v1.yaml"
@@ -83,15 +83,7 @@ def load_taxonomy(source: str | Path = DEFAULT) -> Taxonomy:
         path = Path(str(resources.files("safealign.data") / "taxonomy" / DEFAULT_FILE))
     else:
         path = Path(source)
-        if not path.is_file():
-            raise SafeAlignError(f"{path}: taxonomy file not found (pass 'default' or a YAML path)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise SafeAlignError(f"{path}: taxonomy is not valid UTF-8 (byte {e.start})") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise SafeAlignError(f"{path}{f' line {mark.line + 1}' if mark else ''}: taxonomy is not valid YAML") from None
+    data = read_yaml(path, "taxonomy")
     return taxonomy_from_dict(data, str(path))
 
 

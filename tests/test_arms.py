@@ -1,0 +1,157 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from safealign.arms import classifier, common, contrastive, cost_model, reward_model
+from safealign.cli import main
+from safealign.config import load_config
+
+ARMS = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive, "classifier": classifier}
+SHIPPED = Path(reward_model.__file__).resolve().parents[1] / "configs" / "arms"
+SMALL = {"reward_model": ["max_train_pairs=40", "save_steps=2"], "cost_model": ["max_train_pairs=40"],
+         "contrastive": ["max_train_pairs=40", "knn_train_pairs=30", "knn_k=3"],
+         "classifier": ["raw_pairs=40", "filtered_pairs=10", "scaled_pairs=20"]}
+
+
+@pytest.mark.parametrize("arm", sorted(ARMS))
+def test_arm_trains_and_evaluates_from_the_cli(arm, tiny_bert, prepared_sample, tmp_path, capsys):
+    out = tmp_path / arm
+    args = ["train", arm, f"model={tiny_bert}", f"data={prepared_sample}", f"out={out}", "batch_size=8"] + SMALL[arm]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip().endswith(str(out))
+    assert yaml.safe_load((out / "config.yaml").read_text())["arm"] == arm
+    assert main(["eval", str(out), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert json.loads((out / "metrics.json").read_text()) == metrics and metrics["arm"] == arm
+    predictions = (out / "predictions.jsonl").read_text().splitlines()
+    test_pairs = len((prepared_sample / "test.jsonl").read_text().splitlines())
+    if arm == "classifier":
+        assert set(metrics["stages"]) == set(classifier.STAGES)
+        assert [metrics["stages"][s]["train_pairs"] for s in classifier.STAGES] == [40, 10, 20, 20]
+        assert len(predictions) == 2 * test_pairs * 4 and (out / "stage_progression.png").stat().st_size > 1000
+    elif arm == "contrastive":
+        assert -1 <= metrics["after"]["silhouette"] <= 1 and 0 <= metrics["after"]["knn_f1"] <= 1
+        assert len(predictions) == test_pairs and (out / "tsne.png").stat().st_size > 1000
+    else:
+        assert metrics["raw"]["pairs"] == len(predictions) == test_pairs
+        assert 0 <= metrics["safety_f1"]["f1"] <= 1
+        log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+        assert any("loss" in row for row in log)
+    # rerunning a finished run trains nothing
+    assert main(args) == 0
+
+
+def test_training_moves_the_reward_model_toward_chosen(tiny_bert, prepared_sample, tmp_path):
+    """A few epochs on 40 pairs: the train pairs' Bradley-Terry loss must fall below log 2."""
+    cfg = load_config(reward_model.RewardModelConfig, None, [
+        f"model={tiny_bert}", f"data={prepared_sample}", f"out={tmp_path / 'rm'}", "max_train_pairs=40",
+        "epochs=8", "learning_rate=3e-3", "batch_size=8"])
+    run = reward_model.train(cfg)
+    log = [json.loads(l) for l in (run / "train_log.jsonl").read_text().splitlines() if "loss" in l]
+    losses = [row["loss"] for row in log if "loss" in row]
+    assert losses[-1] < 0.69 and losses[-1] < losses[0]
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_bert, prepared_sample, tmp_path, monkeypatch):
+    from transformers import Trainer
+
+    base = [f"model={tiny_bert}", f"data={prepared_sample}", "max_train_pairs=48", "batch_size=8", "save_steps=2"]
+    whole = reward_model.train(load_config(reward_model.RewardModelConfig, None, base + [f"out={tmp_path / 'a'}"]))
+
+    cfg = load_config(reward_model.RewardModelConfig, None, base + [f"out={tmp_path / 'b'}"])
+    original, calls = Trainer.training_step, []
+
+    def dies_at_step_5(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("killed")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        reward_model.train(cfg)
+    run = tmp_path / "b"
+    assert common.last_checkpoint(run).endswith("checkpoint-4") and not common.is_trained(run)
+
+    monkeypatch.setattr(Trainer, "training_step", original)
+    seen = []
+    monkeypatch.setattr(reward_model, "last_checkpoint", lambda d: seen.append(common.last_checkpoint(d)) or seen[-1])
+    reward_model.train(cfg)
+    assert seen[0].endswith("checkpoint-4") and common.is_trained(run)
+    a, b = _weights(whole), _weights(run)
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same model as an uninterrupted run
+
+
+def _weights(run: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def test_changed_config_does_not_resume_stale_checkpoints(tiny_bert, prepared_sample, tmp_path):
+    out = tmp_path / "rm"
+    base = [f"model={tiny_bert}", f"data={prepared_sample}", f"out={out}", "max_train_pairs=16", "batch_size=8"]
+    reward_model.train(load_config(reward_model.RewardModelConfig, None, base))
+    assert common.is_trained(out)
+    common.start_run("reward_model", load_config(reward_model.RewardModelConfig, None, base + ["seed=7"]))
+    assert not common.is_trained(out)
+
+
+def test_encode_cuts_the_context_from_the_left(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
+    context = [{"role": "user", "content": "one two three four five six seven eight nine ten"}]
+    ids = common.encode(tokenizer, context, "alpha beta gamma", max_length=10, max_response_tokens=4)
+    text = tokenizer.decode(ids)
+    assert len(ids) == 10 and text.endswith("[SEP] alpha beta gamma [SEP]") and "ten" in text and "one" not in text
+    assert len(common.encode(tokenizer, None, "word " * 50, max_length=12, max_response_tokens=4)) == 12
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_arm_yaml_loads(path):
+    arm = path.stem.removesuffix("_paper")
+    cfg = load_config(ARMS[arm].CONFIG, path)
+    assert cfg.epochs > 0
+    if path.stem.endswith("_paper"):
+        assert cfg.model not in ("minilm",) or arm == "contrastive"
+
+
+def test_bad_arm_configs():
+    from safealign.errors import SafeAlignError
+
+    with pytest.raises(SafeAlignError, match="max_response_tokens must be below max_length"):
+        load_config(reward_model.RewardModelConfig, None, ["max_length=32", "max_response_tokens=32"])
+    with pytest.raises(SafeAlignError, match="unknown classifier stage 'cooked'"):
+        load_config(classifier.ClassifierConfig, None, ["stages=[raw, cooked]"])
+    with pytest.raises(SafeAlignError, match="not a run directory"):
+        common.read_run("/nonexistent")
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes_trains_the_reward_model(tiny_bert, prepared_sample, tmp_path):
+    """DDP on CPU (gloo): `accelerate launch --multi_gpu --num_processes 2` runs the arm unchanged.
+
+    On a machine without GPUs, accelerate's torchrun path gives two gloo processes and the arm's Trainer
+    sees MULTI_CPU with world size 2. (`--cpu --num_processes 2` is not that: accelerate 1.x hands a
+    multi-process CPU job to mpirun with a hostfile, and without one it starts a single process.)
+    """
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "safealign.cli", "train", "reward_model", f"model={tiny_bert}", f"data={prepared_sample}",
+               f"out={out}", "max_train_pairs=32", "batch_size=4", "save_steps=100"]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env=os.environ | {"SAFEALIGN_QUIET": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert common.is_trained(out)
+    log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    # 32 pairs, 2 processes x 4 pairs per step: 4 optimiser steps, not the 8 of a single process
+    assert max(row.get("step", 0) for row in log) == 4
