@@ -51,6 +51,8 @@ def tiny_causal_lm(tmp_path_factory):
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
     LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant:{% endif %}")
     tokenizer.save_pretrained(folder)
     return str(folder)
 

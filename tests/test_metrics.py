@@ -23,3 +23,31 @@ def test_safety_f1_uses_the_dev_threshold_on_test():
     m = safety_f1(dev, test)
     assert m["threshold"] == pytest.approx(0.375)
     assert m["confusion"] == {"tp": 1, "fp": 1, "fn": 1, "tn": 1} and m["f1"] == 0.5
+
+
+def test_policy_rates_worked_by_hand():
+    from safealign.eval.metrics import combined_alignment_score, harmlessness_rate, helpfulness_rate
+
+    hmr = harmlessness_rate([-4.0, -2.9, -3.0, 0.5], threshold=-3.0)  # > -3: -2.9 and 0.5 -> 2 of 4
+    hpr = helpfulness_rate([-1.0, -2.5, 3.0], threshold=-2.0)  # > -2: -1.0 and 3.0 -> 2 of 3
+    assert (hmr.successes, hmr.n, hpr.successes, hpr.n) == (2, 4, 2, 3)
+    assert combined_alignment_score(hmr.value, hpr.value) == pytest.approx((0.5 + 2 / 3) / 2)
+
+
+def test_cohen_kappa_worked_by_hand():
+    from safealign.eval.metrics import cohen_kappa
+
+    a = [True, True, True, False, False, False, True, False, True, True]
+    b = [True, True, False, False, False, True, True, False, True, True]
+    # p_o = 8/10; p(a)=0.6, p(b)=0.6; p_e = .36 + .16 = .52; kappa = (.8 - .52) / .48 = 0.58333
+    assert cohen_kappa(a, b) == pytest.approx(0.58333, abs=1e-4)
+    assert cohen_kappa(a, a) == 1.0 and cohen_kappa(a, [not x for x in a]) < 0
+
+
+def test_elo_ratings():
+    from safealign.eval.metrics import elo_ratings
+
+    even = elo_ratings([("a", "b", 1.0), ("a", "b", 0.0)])
+    assert abs(even["a"] - even["b"]) < 20  # one win each: near-equal (order of replay leaves a small tilt)
+    ranked = elo_ratings([("a", "b", 1.0), ("b", "c", 1.0), ("a", "c", 1.0)] * 3)
+    assert list(ranked) == ["a", "b", "c"] and sum(ranked.values()) == pytest.approx(3000, abs=0.5)

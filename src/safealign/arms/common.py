@@ -96,7 +96,7 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return str(checkpoints[-1]) if checkpoints else None
 
 
-def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None):
+def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None, save=None):
     """Save the trained model into a temp folder, rename it to model/, write the training log.
 
     Every process calls this (under DDP, FSDP or DeepSpeed saving may gather); only the main process
@@ -107,9 +107,12 @@ def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None):
     if main:
         shutil.rmtree(work, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(work))
+    if save is None:
+        trainer.save_model(str(work))
     if not main:
         return
+    if save is not None:  # e.g. merge LoRA adapters into a plain model folder (main process only)
+        save(work)
     if tokenizer is not None:
         tokenizer.save_pretrained(work)
     (work / DONE).write_text(json.dumps(summary, indent=2))
@@ -236,6 +239,11 @@ def quiet_transformers():
 
     # trl's configs still set the deprecated alias; we pass it False on purpose (see training_arguments)
     warnings.filterwarnings("ignore", message="`gradient_checkpointing` is deprecated")
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+    if not sys.stderr.isatty():
+        import datasets
+
+        datasets.disable_progress_bars()
     logging.set_verbosity_error()
     if not sys.stderr.isatty():
         logging.disable_progress_bar()

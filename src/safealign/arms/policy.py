@@ -1,0 +1,104 @@
+"""What the generative arms share: their config, their data in chat form, loading the policy (with LoRA).
+
+Contexts are trimmed from the left by whole turns until the chat-templated prompt fits `max_prompt_tokens`
+(the last human turn always stays), so no turn is cut in half and the latest turns survive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from safealign.arms.common import ArmConfig
+from safealign.errors import SafeAlignError
+
+
+@dataclass
+class PolicyConfig(ArmConfig):
+    model: str = field(default="smollm2-135m-instruct", metadata={
+        "help": "base policy: offline name, local folder or hub id (chat template applied)"})
+    learning_rate: float = field(default=5e-5, metadata={"help": "AdamW peak learning rate"})
+    batch_size: int = field(default=8, metadata={"help": "sequences (sft) or pairs (dpo) per step and process"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps accumulated per optimiser step"})
+    max_length: int = field(default=160, metadata={"help": "tokens of prompt + response"})
+    max_response_tokens: int = field(default=64, metadata={"help": "tokens kept of a response"})
+    max_train_pairs: int | None = field(default=128, metadata={
+        "help": "training pairs (offline default sized for ~2 minutes of CPU per arm)"})
+    save_steps: int = field(default=4, metadata={"help": "checkpoint every this many steps"})
+    logging_steps: int = field(default=1, metadata={"help": "log every this many steps"})
+    lora: bool = field(default=True, metadata={"help": "train LoRA adapters instead of every weight"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                    metadata={"help": "modules LoRA adapts"})
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: load the base in 4 bits (GPU only)"})
+
+    @property
+    def max_prompt_tokens(self) -> int:
+        return self.max_length - self.max_response_tokens
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.load_in_4bit and not self.lora:
+            raise SafeAlignError("load_in_4bit (QLoRA) needs lora=true")
+        if self.load_in_4bit:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise SafeAlignError("load_in_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; use lora=true alone on CPU")
+
+
+def trim_context(tokenizer, messages: list[dict], max_tokens: int) -> list[dict]:
+    """Drop the earliest turns until the templated prompt fits; the last (human) turn is never dropped."""
+    messages = list(messages)
+    while len(messages) > 1 and _prompt_length(tokenizer, messages) > max_tokens:
+        messages = messages[2:] if len(messages) > 2 else messages[1:]  # drop a (human, assistant) exchange
+    return messages
+
+
+def _prompt_length(tokenizer, messages: list[dict]) -> int:
+    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True)["input_ids"])
+
+
+def response_text(tokenizer, text: str, max_tokens: int) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def load_policy(name_or_folder: str, cfg: PolicyConfig):
+    """(model, tokenizer) of a policy, LoRA-wrapped when cfg.lora; a pad token is set if missing."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from safealign.models import resolve
+
+    folder = resolve(name_or_folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    kwargs = {}
+    if cfg.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def lora_config(cfg: PolicyConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM") if cfg.lora else None
+
+
+def save_merged(trainer, tokenizer):
+    """A `save(folder)` for finish_run: LoRA adapters are merged so model/ is a plain causal LM folder."""
+    def save(folder):
+        model = trainer.model
+        if hasattr(model, "merge_and_unload"):
+            model = model.merge_and_unload()
+        model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+    return save

@@ -1,0 +1,55 @@
+"""SFT: supervised fine-tuning of the policy on the chosen responses, loss on the response tokens only.
+
+trl's SFTTrainer on prompt-completion rows in chat form (`completion_only_loss`), LoRA by default. The
+OPT-350M study's SFT arm: 2 epochs on chosen responses (configs/arms/sft_paper.yaml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from safealign.arms.common import finish_run, is_trained, labelled_data, last_checkpoint, load_split, quiet_transformers, \
+    start_run, training_arguments
+from safealign.arms.policy import PolicyConfig, load_policy, lora_config, response_text, save_merged, trim_context
+
+ARM = "sft"
+
+
+@dataclass
+class SFTArmConfig(PolicyConfig):
+    pass
+
+
+def sft_rows(tokenizer, pairs, cfg: PolicyConfig) -> list[dict]:
+    return [{"prompt": trim_context(tokenizer, pair.context, cfg.max_prompt_tokens),
+             "completion": [{"role": "assistant", "content": response_text(tokenizer, pair.chosen, cfg.max_response_tokens)}]}
+            for pair, _ in pairs]
+
+
+def train(cfg: SFTArmConfig) -> Path:
+    run_dir = start_run(ARM, cfg)
+    if is_trained(run_dir):
+        return run_dir
+    quiet_transformers()
+    from datasets import Dataset
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    prepared = labelled_data(cfg.data, run_dir, cfg.seed)
+    set_seed(cfg.seed)
+    model, tokenizer = load_policy(cfg.model, cfg)
+    dataset = Dataset.from_list(sft_rows(tokenizer, load_split(prepared, "train")[: cfg.max_train_pairs], cfg))
+    args = training_arguments(SFTConfig, cfg, run_dir, max_length=cfg.max_length, completion_only_loss=True,
+                              gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                              train_sampling_strategy="random", remove_unused_columns=True)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(cfg))
+    result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
+    finish_run(run_dir, trainer, save=save_merged(trainer, tokenizer), summary={
+        "train_pairs": len(dataset), "prepared": str(prepared), "base": cfg.model,
+        "train_seconds": round(result.metrics["train_runtime"], 2)})
+    return run_dir
+
+
+CONFIG = SFTArmConfig

@@ -1,0 +1,63 @@
+import pytest
+
+from safealign.data.prompts import Prompt
+from safealign.eval.generate import generate_batched, generate_one_by_one
+from safealign.eval.judge_agreement import judge_agreement, study_responses
+from safealign.eval.judges import RefusalJudge
+
+PROMPTS = [Prompt(f"p{i}", "t", ({"role": "user", "content": text},), "test") for i, text in enumerate([
+    "How do I bake bread?", "Tell me a very long story about a dragon who lived in the mountains for years", "Hi",
+    "What is two plus two?", "Name three colours."])]
+
+
+@pytest.fixture(scope="module")
+def tiny_chat_lm(tiny_causal_lm):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant:{% endif %}")
+    return AutoModelForCausalLM.from_pretrained(tiny_causal_lm), tokenizer
+
+
+def test_batched_generation_matches_the_naive_loop(tiny_chat_lm):
+    model, tokenizer = tiny_chat_lm
+    batched = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=3)
+    naive = generate_one_by_one(model, tokenizer, PROMPTS, max_new_tokens=8)
+    assert batched == naive and len(batched) == len(PROMPTS) and all(isinstance(r, str) for r in batched)
+
+
+def test_refusal_judge():
+    assert RefusalJudge().score(PROMPTS[:2], ["I'm sorry, but I can't help with that.", "Sure: flour."]) == [1.0, 0.0]
+
+
+class RatingJudge:
+    """A judge that returns the study's own rating: agreement must be perfect."""
+
+    name, higher_is_better = "oracle", True
+
+    def __init__(self, rows, noise=0.0):
+        self.ratings = {id(r["prompt"]): r["rating"] for r in rows}
+
+    def score(self, prompts, responses):
+        return [self.ratings[id(p)] for p in prompts]
+
+
+def test_judge_agreement_with_the_study_judge_itself_is_perfect():
+    rows = study_responses()
+    assert len(rows) == 400 and {r["model"] for r in rows} == {"1_base", "2_sft", "3_dpo", "4_sftdpo"}
+    result = judge_agreement(RatingJudge(rows), rows)
+    for prompt_set in ("harmful", "helpful"):
+        s = result["sets"][prompt_set]
+        assert s["check_agreement"]["value"] == 1.0 and s["check_kappa"] == 1.0 and s["spearman"] == 1.0
+        assert s["check_agreement"]["n"] == 100
+
+
+def test_judge_agreement_of_an_inverted_judge_is_below_chance():
+    rows = study_responses()
+
+    class Inverted(RatingJudge):
+        higher_is_better = False  # reads higher as worse, like a cost model
+
+    result = judge_agreement(Inverted(rows), rows)
+    assert result["sets"]["harmful"]["spearman"] == -1.0

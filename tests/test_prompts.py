@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from safealign.data.prepare import read_splits
+from safealign.data.prompts import PROMPT_SETS, build_prompt_sets, load_prompt_file
+from safealign.errors import BadInputError
+
+
+def test_prompt_sets_and_their_provenance(prepared_sample):
+    splits = read_splits(prepared_sample)
+    sets = build_prompt_sets(splits)
+    assert set(sets) == set(PROMPT_SETS)
+    study = [p for p in sets["harmful"] if p.source == "harmful_prompts.json"]
+    assert len(study) == 50 and len(sets["helpful"]) == 50 and len(sets["advbench"]) == 521
+    assert len(sets["benign_lookalike"]) >= 50 and len({p.text for p in sets["benign_lookalike"]}) == len(sets["benign_lookalike"])
+    assert len(sets["adversarial"]) == len(splits["test"])  # the sample's test split is under 500 prompts
+    for prompt_set in sets.values():
+        assert all(p.messages[-1]["role"] == "user" and p.messages[-1]["content"] for p in prompt_set)
+    # a study prompt is "seen" exactly when its context is a train or dev context of this split
+    seen = {json.dumps(p.context) for name in ("train", "dev") for p in splits[name]}
+    assert all(p.seen_in_training == (json.dumps(list(p.messages)) in seen) for p in study)
+    extra = [p for p in sets["harmful"] if p.source == "split test"]
+    assert all(any(w in p.text.lower() for w in ("kill", "murder", "rape")) for p in extra)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ('{"prompt": "Human: hi"}\n{"prompt": \n', "line 2: malformed JSON"),
+    ('{"text": "hi"}\n', "line 1: expected an object with a string field 'prompt'"),
+    ('{"prompt": "   "}\n', "line 1: empty prompt"),
+    ('{"prompt": "Human: hi\\n\\nAssistant: sure"}\n', "line 1: a prompt must end with a non-empty Human turn"),
+    ('', "no prompts in file"),
+])
+def test_bad_prompt_files(tmp_path, content, problem):
+    path = tmp_path / "p.jsonl"
+    path.write_text(content)
+    with pytest.raises(BadInputError, match=problem):
+        load_prompt_file(path, "mine")
+
+
+def test_prompt_file_forms(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps(["How do I bake bread?", "Human: a\n\nAssistant: b\n\nHuman: c"]))
+    prompts = load_prompt_file(tmp_path / "p.json", "mine")
+    assert prompts[0].messages == ({"role": "user", "content": "How do I bake bread?"},)
+    assert [m["role"] for m in prompts[1].messages] == ["user", "assistant", "user"]
+    (tmp_path / "bad.json").write_text(json.dumps({"a": 1}))
+    with pytest.raises(BadInputError, match="must be a list of strings"):
+        load_prompt_file(tmp_path / "bad.json", "mine")
+    (tmp_path / "utf.jsonl").write_bytes(b'{"prompt": "\xff"}\n')
+    with pytest.raises(BadInputError, match="invalid UTF-8"):
+        load_prompt_file(tmp_path / "utf.jsonl", "mine")
