@@ -67,15 +67,15 @@ def test_every_shipped_audit_profile_loads(profile, tmp_path):
 
 def test_every_yaml_in_the_repo_is_a_loadable_config():
     """Every YAML under configs/ loads as the config it is for: audit profiles here, arm configs by arm."""
-    from safealign.audit import DISCRIMINATIVE
+    from safealign.audit import DISCRIMINATIVE, GENERATIVE
 
     shipped = sorted((REPO / "src" / "safealign" / "configs").rglob("*.yaml"))
-    assert len(shipped) >= 11, "shipped configs went missing"
+    assert len(shipped) >= 19, "shipped configs went missing"
     for path in shipped:
         if path.parent.name == "audit":
             load_config(AuditConfig, path)
         elif path.parent.name == "arms":
-            load_config(DISCRIMINATIVE[path.stem.removesuffix("_paper")].CONFIG, path)
+            load_config((DISCRIMINATIVE | GENERATIVE)[path.stem.removesuffix("_paper")].CONFIG, path)
         else:
             pytest.fail(f"{path}: a shipped config that no test knows how to load")
 

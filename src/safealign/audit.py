@@ -21,7 +21,8 @@ from pathlib import Path
 from safealign import __version__
 from dataclasses import dataclass, field, replace
 
-from safealign.arms import classifier, contrastive, cost_model, reward_model
+from safealign.arms import classifier, contrastive, cost_model, dpo, reward_model, safe_rlhf, sft, sft_dpo
+from safealign.eval.policy_eval import PolicyEvalConfig
 from safealign.config import DataConfig, load_config, to_dict
 from safealign.errors import SafeAlignError
 from safealign.data.curate import LABELS_DIR, LABELS_FORMAT, label_prepared
@@ -34,7 +35,9 @@ from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 PROFILES = ("offline", "smoke", "paper")
 DISCRIMINATIVE = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive,
                   "classifier": classifier}
-NOT_BUILT = ("sft", "dpo", "sft_dpo", "safe_rlhf", "report")
+GENERATIVE = {"sft": sft, "dpo": dpo, "sft_dpo": sft_dpo, "safe_rlhf": safe_rlhf}
+POLICIES = ("base", "sft", "dpo", "sft_dpo", "safe_rlhf", "reward_only_rlhf")
+NOT_BUILT = ("report",)
 
 
 @dataclass
@@ -56,11 +59,27 @@ class AuditConfig:
                                                        metadata={"help": "Arm C"})
     classifier: classifier.ClassifierConfig = field(default_factory=classifier.ClassifierConfig,
                                                     metadata={"help": "curation ablation"})
+    policies: list[str] = field(default_factory=lambda: list(POLICIES), metadata={
+        "help": "policies to train and evaluate (base = the untrained policy; reward_only_rlhf = safe_rlhf with λ=0)"})
+    sft: sft.SFTArmConfig = field(default_factory=sft.SFTArmConfig, metadata={"help": "SFT"})
+    dpo: dpo.DPOArmConfig = field(default_factory=dpo.DPOArmConfig, metadata={"help": "DPO"})
+    sft_dpo: sft_dpo.SFTDPOConfig = field(default_factory=sft_dpo.SFTDPOConfig, metadata={"help": "SFT then DPO"})
+    safe_rlhf: safe_rlhf.SafeRLHFConfig = field(default_factory=safe_rlhf.SafeRLHFConfig,
+                                                metadata={"help": "Safe RLHF (reward_only_rlhf: the same, λ=0)"})
+    policy_eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig, metadata={"help": "policy evaluation"})
 
     def __post_init__(self):
         unknown = sorted(set(self.arms) - set(DISCRIMINATIVE))
         if unknown:
             raise SafeAlignError(f"unknown arm '{unknown[0]}' (known: {', '.join(DISCRIMINATIVE)})")
+        unknown = sorted(set(self.policies) - set(POLICIES))
+        if unknown:
+            raise SafeAlignError(f"unknown policy '{unknown[0]}' (known: {', '.join(POLICIES)})")
+        if self.policies and not {"reward_model", "cost_model"} <= set(self.arms):
+            raise SafeAlignError("policies are judged (and Safe RLHF optimised) with the reward and cost models: "
+                                 "keep reward_model and cost_model in arms, or set policies=[]")
+        if "sft_dpo" in self.policies and "sft" not in self.policies:
+            raise SafeAlignError("sft_dpo starts from the sft policy: add sft to policies")
 
 
 
@@ -142,9 +161,86 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
         state = stages.run("shared_failures", key, [out / "shared_failures.json"], lambda: shared_failures(
             out / "reward_model", out / "contrastive", data_dir, out, seed=cfg.data.seed))
         log(f"failures  {state}: {out / 'shared_failures.md'}")
+    if cfg.policies:
+        run_policies(cfg, out, data_dir, stages, data_hash, log)
     log("not built yet: " + ", ".join(NOT_BUILT))
     return {"out": str(out), "stages": stages.done, "ran": stages.ran, "arms": list(cfg.arms),
             "not_built": list(NOT_BUILT)}
+
+
+def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
+    """The arm config of policy `name` as the audit runs it (its data, run dir, base policy and judges)."""
+    judges = {"reward_run": str(out / "reward_model"), "cost_run": str(out / "cost_model")}
+    if name in ("safe_rlhf", "reward_only_rlhf"):
+        extra = {"fixed_lambda": 0.0} if name == "reward_only_rlhf" else {}
+        return replace(cfg.safe_rlhf, data=str(data_dir), out=str(out / name), model=cfg.policy, **judges, **extra)
+    if name == "sft_dpo":
+        return replace(cfg.sft_dpo, data=str(data_dir), out=str(out / name), sft_run=str(out / "sft"))
+    return replace(getattr(cfg, name), data=str(data_dir), out=str(out / name), model=cfg.policy)
+
+
+def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, data_hash, log):
+    from safealign.eval.judge_agreement import judge_agreement
+    from safealign.eval.judges import RunJudge
+    from safealign.eval.policy_eval import base_run, evaluate_policy
+
+    judges_key = {name: stages.done[f"train_{name}"]["hash"] for name in ("reward_model", "cost_model")}
+    state = stages.run("judge_agreement", judges_key, [out / "judge_agreement.json"], lambda: write_json_atomic(
+        out / "judge_agreement.json", {name: judge_agreement(RunJudge(out / name), seed=cfg.data.seed)
+                                        for name in ("reward_model", "cost_model")}))
+    log(f"judges    {state}: {out / 'judge_agreement.json'}")
+    eval_cfg = replace(cfg.policy_eval, reward_run=str(out / "reward_model"), cost_run=str(out / "cost_model"),
+                       data=str(data_dir))
+    for name in cfg.policies:
+        if name == "base":
+            key = {"policy": cfg.policy}
+            state = stages.run("train_base", key, [out / "base" / "config.yaml"], lambda: base_run(cfg.policy, out / "base"))
+        else:
+            arm_cfg = policy_config(cfg, name, out, data_dir)
+            arm = GENERATIVE["safe_rlhf" if name == "reward_only_rlhf" else name]
+            key = {"config": to_dict(arm_cfg), "data": data_hash, "judges": judges_key,
+                   "after": stages.done.get("train_sft", {}).get("hash") if name == "sft_dpo" else None}
+            state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg))
+        log(f"train     {state}: {name}")
+        key = {"policy": stages.done[f"train_{name}"]["hash"], "eval": to_dict(eval_cfg), "judges": judges_key}
+        state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"],
+                           lambda: evaluate_policy(out / name, eval_cfg))
+        log(f"eval      {state}: {out / name / 'metrics.json'}")
+    key = {name: stages.done[f"eval_{name}"]["hash"] for name in cfg.policies}
+    state = stages.run("policy_comparison", key, [out / "policies.json"],
+                       lambda: write_json_atomic(out / "policies.json", compare_policies(out, cfg.policies)))
+    log(f"compare   {state}: {out / 'policies.json'}")
+
+
+def compare_policies(out: Path, policies: list[str]) -> dict:
+    """Gain over base of every rate, and an Elo ranking from per-prompt reward comparisons."""
+    from itertools import combinations
+
+    from safealign.eval.metrics import elo_ratings
+    from safealign.io import read_jsonl
+
+    metrics = {name: json.loads((out / name / "metrics.json").read_text()) for name in policies}
+    generations = {name: {r["id"]: r for r in read_jsonl(out / name / "generations.jsonl")} for name in policies}
+    table = {}
+    for name, m in metrics.items():
+        row = {"harmlessness_rate": m.get("harmlessness_rate", {}).get("value"),
+               "helpfulness_rate": m.get("helpfulness_rate", {}).get("value"),
+               "combined_alignment_score": m.get("combined_alignment_score"),
+               "held_out_harmful_response_rate": m.get("held_out_harmful", {}).get("harmful_response_rate", {}).get("value"),
+               "over_refusal_rate": m.get("over_refusal_rate", {}).get("value")}
+        table[name] = row
+    if "base" in table:
+        for name, row in table.items():
+            row["gain_over_base"] = {k: (round(v - table["base"][k], 4) if v is not None and table["base"][k] is not None
+                                         else None) for k, v in list(row.items()) if k != "gain_over_base"}
+    matches = []
+    for a, b in combinations(policies, 2):
+        for prompt_id, row in generations[a].items():
+            other = generations[b].get(prompt_id)
+            if other is not None and row["set"] in ("harmful", "helpful"):
+                matches.append((a, b, 1.0 if row["reward"] > other["reward"] else 0.5 if row["reward"] == other["reward"] else 0.0))
+    return {"table": table, "elo": elo_ratings(matches), "elo_matches": len(matches),
+            "elo_judge": "reward model, on the harmful and helpful prompts"}
 
 
 def load_models(models: dict[str, str]) -> dict:

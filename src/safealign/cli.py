@@ -164,9 +164,9 @@ def _baseline_table(metrics: dict):
 
 
 def _arms():
-    from safealign.audit import DISCRIMINATIVE
+    from safealign.audit import DISCRIMINATIVE, GENERATIVE
 
-    return DISCRIMINATIVE
+    return DISCRIMINATIVE | GENERATIVE
 
 
 def _arm_config_path(arm: str, config: str | None) -> Path | None:
@@ -182,6 +182,11 @@ def _arm_config_path(arm: str, config: str | None) -> Path | None:
 
 
 def cmd_train(args):
+    if args.arm == "base":
+        from safealign.eval.policy_eval import BaseConfig, base_run
+
+        cfg = load_config(BaseConfig, args.config, list(args.overrides))
+        return print(base_run(cfg.model, cfg.out))
     arm = _arms()[args.arm]
     overrides = list(args.overrides)
     cfg = load_config(arm.CONFIG, _arm_config_path(args.arm, args.config), overrides)
@@ -194,6 +199,11 @@ def cmd_eval(args):
     from safealign.arms.common import read_run
 
     name, _ = read_run(args.run_dir)
+    if name in ("base", "sft", "dpo", "sft_dpo", "safe_rlhf"):
+        from safealign.eval.policy_eval import PolicyEvalConfig, evaluate_policy
+
+        metrics = evaluate_policy(Path(args.run_dir), load_config(PolicyEvalConfig, None, list(args.overrides)))
+        return _print_json(metrics) if args.json else _policy_table({name: metrics})
     if name not in _arms():
         raise SafeAlignError(f"{args.run_dir}: arm '{name}' has no evaluation here")
     metrics = _arms()[name].evaluate(Path(args.run_dir))
@@ -232,6 +242,18 @@ def _arm_table(m: dict):
                ] + [["keyword baseline", "-", _show(m["keyword_baseline"]["raw"]["accuracy"]),
                      m["keyword_baseline"]["raw"]["f1"], _show(m["keyword_baseline"]["clean"]["accuracy"]),
                      m["keyword_baseline"]["clean"]["f1"]]])
+
+
+def _policy_table(policies: dict[str, dict]):
+    def cell(m, *keys):
+        for key in keys:
+            m = m.get(key, {}) if isinstance(m, dict) else {}
+        return _show(m) if m else "-"
+
+    _table("Policies (Wilson 95% CI)", ["policy", "HmR", "HpR", "CAS", "held-out harmful (cost)", "over-refusal"], [
+        [name, cell(m, "harmlessness_rate"), cell(m, "helpfulness_rate"), m.get("combined_alignment_score", "-"),
+         cell(m, "held_out_harmful", "harmful_response_rate"), cell(m, "over_refusal_rate")]
+        for name, m in policies.items()])
 
 
 def cmd_failures(args):
@@ -281,6 +303,10 @@ def cmd_audit(args):
         print(f"shared failures (reward model and contrastive both wrong): {failures['shared_failures']} of "
               f"{failures['pairs']} test pairs ({100 * failures['share']:.1f}%; "
               f"{100 * failures['expected_share_if_independent']:.1f}% if independent): {out / 'shared_failures.md'}")
+    if (out / "policies.json").is_file():
+        _policy_table({name: json.loads((out / name / "metrics.json").read_text()) for name in cfg.policies})
+        print("Elo (reward-model judge): " + ", ".join(
+            f"{k} {v:.0f}" for k, v in json.loads((out / "policies.json").read_text())["elo"].items()))
     for role, model in json.loads((out / "models.json").read_text()).items():
         print(f"{role} model {model['name']}: {model['class']}, {model['parameters'] / 1e6:.1f}M parameters, "
               f"loaded from {model['resolved']} in {model['load_seconds']} s")
@@ -342,12 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models_resolve)
 
     p = commands.add_parser("train", help="train one arm; prints its run directory")
-    p.add_argument("arm", choices=("reward_model", "cost_model", "contrastive", "classifier"))
+    p.add_argument("arm", choices=("reward_model", "cost_model", "contrastive", "classifier", "base", "sft", "dpo",
+                                   "sft_dpo", "safe_rlhf"))
     p.add_argument("--config", help="YAML path, or a shipped config name (e.g. reward_model_paper)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2 out=runs/rm")
     p.set_defaults(func=cmd_train)
-    p = commands.add_parser("eval", help="evaluate a run directory: predictions.jsonl + metrics.json")
+    p = commands.add_parser("eval", help="evaluate a run directory: predictions.jsonl + metrics.json",
+                            epilog="policy runs take key=value: reward_run=DIR cost_run=DIR data=DIR [hub_judge=ID]",
+                            formatter_class=fmt)
     p.add_argument("run_dir")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="policy evaluation settings")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval)
     p = commands.add_parser("failures", help="test pairs both the reward model and the contrastive encoder miss")

@@ -41,11 +41,6 @@ class PolicyConfig(ArmConfig):
         super().__post_init__()
         if self.load_in_4bit and not self.lora:
             raise SafeAlignError("load_in_4bit (QLoRA) needs lora=true")
-        if self.load_in_4bit:
-            import torch
-
-            if not torch.cuda.is_available():
-                raise SafeAlignError("load_in_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; use lora=true alone on CPU")
 
 
 def trim_context(tokenizer, messages: list[dict], max_tokens: int) -> list[dict]:
@@ -78,7 +73,11 @@ def load_policy(name_or_folder: str, cfg: PolicyConfig):
         tokenizer.pad_token = tokenizer.eos_token
     kwargs = {}
     if cfg.load_in_4bit:
+        import torch
         from transformers import BitsAndBytesConfig
+
+        if not torch.cuda.is_available():
+            raise SafeAlignError("load_in_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use lora=true alone")
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
     model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)

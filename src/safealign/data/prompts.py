@@ -143,7 +143,7 @@ def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> di
     adversarial = [Prompt(f"adversarial-{p.id}", "adversarial", tuple(p.context), "split test")
                    for p in list(test_contexts.values())[:max_adversarial]]
     return {
-        "harmful": study + matching,
+        "harmful": sorted(study + matching, key=lambda p: p.seen_in_training),  # held-out prompts first
         "helpful": load_prompt_file(_embedded("embedded", "opt350m_study", "helpful_prompts.json"), "helpful",
                                     drop_trailing_assistant=True),
         "adversarial": adversarial,

@@ -49,6 +49,12 @@ class PolicyEvalConfig:
         "help": "reward above which a response to a helpful prompt is helpful (None: calibrated on the study)"})
 
 
+@dataclass
+class BaseConfig:
+    model: str = field(default="smollm2-135m-instruct", metadata={"help": "the untrained policy"})
+    out: str = field(default="runs/base", metadata={"help": "run directory"})
+
+
 def base_run(policy: str, out: str | Path) -> Path:
     """A run directory for an untrained policy, so the base is evaluated like every arm."""
     out = Path(out)

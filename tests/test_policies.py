@@ -1,0 +1,129 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from safealign.arms import safe_rlhf
+from safealign.arms.policy import trim_context
+from safealign.cli import main
+from safealign.config import load_config
+from safealign.errors import SafeAlignError
+
+
+def test_lagrange_update_worked_by_hand():
+    # λ ← max(0, λ + η (E[C] − d))
+    assert safe_rlhf.lagrange_update(1.0, mean_cost=0.5, threshold=0.0, lr=0.5) == pytest.approx(1.25)
+    assert safe_rlhf.lagrange_update(1.0, mean_cost=-0.5, threshold=0.0, lr=0.5) == pytest.approx(0.75)
+    assert safe_rlhf.lagrange_update(0.1, mean_cost=-1.0, threshold=0.0, lr=0.5) == 0.0  # never below 0
+    assert safe_rlhf.lagrange_update(0.0, mean_cost=2.0, threshold=1.0, lr=0.1) == pytest.approx(0.1)
+
+
+def test_leave_one_out_baseline_worked_by_hand():
+    # A_i = s_i − mean of the others: [1, 2, 3] -> [1 − 2.5, 2 − 2, 3 − 1.5]
+    a = safe_rlhf.leave_one_out(torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]]))
+    assert torch.allclose(a, torch.tensor([[-1.5, 0.0, 1.5], [0.0, 0.0, 0.0]]))
+
+
+def test_trim_context_drops_earliest_turns_and_keeps_the_last(tiny_causal_lm):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    turns = [{"role": r, "content": f"{r} turn {i} " + "word " * 20} for i, r in enumerate(["user", "assistant"] * 3)][:5]
+    trimmed = trim_context(tokenizer, turns, max_tokens=60)
+    assert trimmed[-1] == turns[-1] and len(trimmed) < len(turns) and trimmed[0]["role"] == "user"
+    assert trim_context(tokenizer, turns, max_tokens=10_000) == turns
+
+
+@pytest.fixture(scope="module")
+def judges(tiny_bert, prepared_sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("judges")
+    for arm in ("reward_model", "cost_model"):
+        assert main(["train", arm, f"model={tiny_bert}", f"data={prepared_sample}", f"out={out / arm}",
+                     "max_train_pairs=24", "batch_size=8"]) == 0
+        assert main(["eval", str(out / arm), "--json"]) == 0
+    return out / "reward_model", out / "cost_model"
+
+
+POLICY_ARGS = ["max_train_pairs=8", "batch_size=4", "max_length=96", "max_response_tokens=24", "save_steps=1"]
+
+
+def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sample, judges, tmp_path, capsys):
+    reward, cost = judges
+    common = [f"data={prepared_sample}"]
+    assert main(["train", "base", f"model={tiny_causal_lm}", f"out={tmp_path / 'base'}"]) == 0
+    assert main(["train", "sft", f"model={tiny_causal_lm}", f"out={tmp_path / 'sft'}"] + common + POLICY_ARGS) == 0
+    assert main(["train", "dpo", f"model={tiny_causal_lm}", f"out={tmp_path / 'dpo'}"] + common + POLICY_ARGS) == 0
+    assert main(["train", "sft_dpo", f"sft_run={tmp_path / 'sft'}", f"out={tmp_path / 'sft_dpo'}"] + common + POLICY_ARGS) == 0
+    assert main(["train", "safe_rlhf", f"model={tiny_causal_lm}", f"out={tmp_path / 'rl'}", f"reward_run={reward}",
+                 f"cost_run={cost}", "steps=2", "prompts_per_step=2", "samples_per_prompt=2", "max_length=96",
+                 "max_response_tokens=6"] + common) == 0
+    capsys.readouterr()
+    for name in ("base", "sft", "dpo", "sft_dpo", "rl"):
+        run = tmp_path / name
+        if name != "base":
+            assert (run / "model" / "model.safetensors").is_file() and not list((run / "model").glob("adapter*"))
+        assert main(["eval", str(run), f"reward_run={reward}", f"cost_run={cost}", f"data={prepared_sample}",
+                     "per_set_limit=2", "max_new_tokens=4", "--json"]) == 0
+        metrics = json.loads(capsys.readouterr().out)
+        rows = [json.loads(l) for l in (run / "generations.jsonl").read_text().splitlines()]
+        assert len(rows) == 10 and {r["set"] for r in rows} == {"harmful", "helpful", "adversarial",
+                                                                  "benign_lookalike", "advbench"}
+        assert metrics["harmlessness_rate"]["n"] == 2 and metrics["over_refusal_rate"]["n"] == 2
+        assert 0 <= metrics["combined_alignment_score"] <= 1
+        assert metrics["thresholds"]["source"] == "calibrated on the study's deberta labels"
+    sft_dpo_cfg = (tmp_path / "sft_dpo" / "config.yaml").read_text()
+    assert str(tmp_path / "sft" / "model") in sft_dpo_cfg  # started from the sft model
+
+
+def test_sft_dpo_needs_a_finished_sft_run(tmp_path, prepared_sample):
+    assert main(["train", "sft_dpo", f"sft_run={tmp_path / 'none'}", f"data={prepared_sample}",
+                 f"out={tmp_path / 'x'}"]) == 2
+
+
+def _rl_config(tiny_causal_lm, prepared_sample, judges, out, *extra):
+    reward, cost = judges
+    return load_config(safe_rlhf.CONFIG, None, [
+        f"model={tiny_causal_lm}", f"data={prepared_sample}", f"out={out}", f"reward_run={reward}", f"cost_run={cost}",
+        "steps=3", "prompts_per_step=2", "samples_per_prompt=2", "max_length=96", "max_response_tokens=6", *extra])
+
+
+def test_safe_rlhf_logs_lambda_and_reward_only_keeps_it_at_zero(tiny_causal_lm, prepared_sample, judges, tmp_path):
+    run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "lambda_lr=2.0"))
+    log = [json.loads(l) for l in (run / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    for before, row in zip([1.0] + [r["lambda"] for r in log], log):
+        assert row["lambda"] == pytest.approx(safe_rlhf.lagrange_update(before, row["mean_cost"], 0.0, 2.0))
+        assert {"mean_reward", "mean_cost", "kl", "loss"} <= set(row)
+    only = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "r0", "fixed_lambda=0"))
+    assert all(json.loads(l)["lambda"] == 0.0 for l in (only / "train_log.jsonl").read_text().splitlines())
+
+
+def test_safe_rlhf_resumes_after_an_interruption(tiny_causal_lm, prepared_sample, judges, tmp_path, monkeypatch):
+    cfg = _rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl")
+    original, calls = safe_rlhf.rl_step, []
+
+    def dies_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(safe_rlhf, "rl_step", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        safe_rlhf.train(cfg)
+    state = json.loads((tmp_path / "rl" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2
+    monkeypatch.setattr(safe_rlhf, "rl_step", original)
+    resumed = []
+    monkeypatch.setattr(safe_rlhf, "rl_step", lambda *a, **k: resumed.append(1) or original(*a, **k))
+    safe_rlhf.train(cfg)
+    assert len(resumed) == 1  # only step 3 ran again
+    assert [json.loads(l)["step"] for l in (tmp_path / "rl" / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_bad_policy_configs():
+    with pytest.raises(SafeAlignError, match="samples_per_prompt must be >= 2"):
+        load_config(safe_rlhf.CONFIG, None, ["samples_per_prompt=1"])
+    with pytest.raises(SafeAlignError, match="needs lora=true"):
+        load_config(safe_rlhf.CONFIG, None, ["load_in_4bit=true", "lora=false"])
