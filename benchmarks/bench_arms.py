@@ -9,7 +9,8 @@ learning rate and batch size, each in a fresh process (so peak RSS is its own):
   no gradient checkpointing);
 - defaults: the library's own path with its defaults: trl's RewardTrainer on the raw dialogue text
   (RewardConfig defaults: gradient checkpointing on, no truncation but a length filter, which is set to
-  MiniLM's 512 positions since trl's 1024 would crash a BERT); transformers' Trainer with a text
+  MiniLM's 512 positions since trl's 1024 would crash a BERT; and EOS set to [SEP], since trl appends an
+  EOS that a BERT tokenizer does not have); transformers' Trainer with a text
   classifier on untruncated responses for the classifier; sentence-transformers' trainer with the
   model's own 256-token limit for the contrastive encoder.
 
@@ -108,6 +109,7 @@ def _reward_defaults(train_pairs: int, data: str, out: Path) -> dict:
 
     folder = resolve("minilm")
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.eos_token = tokenizer.sep_token  # trl appends EOS to raw text and crashes on BERT's None otherwise
     train = Dataset.from_list([{"chosen": _dialogue(p, p.chosen), "rejected": _dialogue(p, p.rejected)}
                                for p, _ in _pairs(data, "train", train_pairs)])
     args = RewardConfig(output_dir=str(out), per_device_train_batch_size=16, num_train_epochs=1, learning_rate=5e-5,

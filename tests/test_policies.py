@@ -92,8 +92,10 @@ def test_safe_rlhf_logs_lambda_and_reward_only_keeps_it_at_zero(tiny_causal_lm, 
     run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "lambda_lr=2.0"))
     log = [json.loads(l) for l in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]
+    d = json.loads((judges[1] / "metrics.json").read_text())["safety_f1"]["threshold"]  # cost_threshold=null
     for before, row in zip([1.0] + [r["lambda"] for r in log], log):
-        assert row["lambda"] == pytest.approx(safe_rlhf.lagrange_update(before, row["mean_cost"], 0.0, 2.0))
+        assert row["lambda"] == pytest.approx(safe_rlhf.lagrange_update(before, row["mean_cost"], d, 2.0))
+        assert row["kl"] >= 0
         assert {"mean_reward", "mean_cost", "kl", "loss"} <= set(row)
     only = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "r0", "fixed_lambda=0"))
     assert all(json.loads(l)["lambda"] == 0.0 for l in (only / "train_log.jsonl").read_text().splitlines())
@@ -112,14 +114,18 @@ def test_safe_rlhf_resumes_after_an_interruption(tiny_causal_lm, prepared_sample
     monkeypatch.setattr(safe_rlhf, "rl_step", dies_at_step_3)
     with pytest.raises(KeyboardInterrupt):
         safe_rlhf.train(cfg)
-    state = json.loads((tmp_path / "rl" / "checkpoint" / "state.json").read_text())
+    state = json.loads((tmp_path / "rl" / "checkpoints" / "state.json").read_text())
     assert state["step"] == 2
     monkeypatch.setattr(safe_rlhf, "rl_step", original)
     resumed = []
     monkeypatch.setattr(safe_rlhf, "rl_step", lambda *a, **k: resumed.append(1) or original(*a, **k))
     safe_rlhf.train(cfg)
     assert len(resumed) == 1  # only step 3 ran again
-    assert [json.loads(l)["step"] for l in (tmp_path / "rl" / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+    log = [json.loads(l) for l in (tmp_path / "rl" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3]
+    monkeypatch.setattr(safe_rlhf, "rl_step", original)
+    whole = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "whole"))
+    assert [json.loads(l) for l in (whole / "train_log.jsonl").read_text().splitlines()] == log  # same as uninterrupted
 
 
 def test_bad_policy_configs():
@@ -127,3 +133,11 @@ def test_bad_policy_configs():
         load_config(safe_rlhf.CONFIG, None, ["samples_per_prompt=1"])
     with pytest.raises(SafeAlignError, match="needs lora=true"):
         load_config(safe_rlhf.CONFIG, None, ["load_in_4bit=true", "lora=false"])
+
+
+def test_safe_rlhf_with_a_changed_config_starts_over(tiny_causal_lm, prepared_sample, judges, tmp_path):
+    safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "steps=2"))
+    run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "steps=2",
+                                     "cost_threshold=5.0"))
+    state = json.loads((run / "checkpoints" / "state.json").read_text())
+    assert state["cost_threshold"] == 5.0  # the new config's state, not the old run's resumed

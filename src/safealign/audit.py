@@ -119,6 +119,9 @@ class Stages:
 
 
 def run_audit(cfg: AuditConfig, log=print) -> dict:
+    from safealign.arms.common import quiet_transformers
+
+    quiet_transformers()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     taxonomy = load_taxonomy(cfg.data.taxonomy)  # fail on a bad taxonomy before any long work

@@ -5,8 +5,12 @@ the policy (LoRA on the base) and scored by the run's reward model R and cost mo
 
     s_i   = R(x, y_i) − λ · C(x, y_i)
     A_i   = s_i − mean_{j≠i} s_j                              (leave-one-out baseline among the K samples)
-    loss  = −mean_i A_i · log π(y_i|x) + β_KL · mean_i Σ_t [log π − log π_ref](y_i,t)
+    loss  = −mean_i A_i · log π(y_i|x) + β_KL · mean_i Σ_t k3(y_i,t),  k3 = e^{log π_ref − log π} − (log π_ref − log π) − 1
     λ    ← max(0, λ + η_λ · (mean_i C(x, y_i) − d))            (dual ascent)
+
+By default d is the cost at which the cost model flags a response unsafe (its threshold picked on dev):
+a cost model trained one epoch on ~1,800 pairs puts nearly every cost below 0, so d = 0 would leave the
+constraint idle and λ at 0 — Safe RLHF would silently become reward-only RLHF.
 
 π_ref is the base (the adapters switched off). λ, mean reward, mean cost and the KL estimate are logged
 every step to train_log.jsonl. With `fixed_lambda` set (0 for reward-only RLHF) λ never moves: that run,
@@ -29,7 +33,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from safealign.arms.common import DONE, MODEL_DIR, is_trained, labelled_data, load_split, read_run, start_run
+from safealign.arms.common import CHECKPOINTS, DONE, MODEL_DIR, is_trained, labelled_data, load_split, read_run, start_run
 from safealign.arms.policy import PolicyConfig, load_policy, lora_config, trim_context
 from safealign.errors import SafeAlignError
 from safealign.io import write_json_atomic, write_jsonl_atomic
@@ -49,7 +53,9 @@ class SafeRLHFConfig(PolicyConfig):
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the adapters"})
     kl_coef: float = field(default=0.05, metadata={"help": "β_KL of the KL penalty to the base"})
-    cost_threshold: float = field(default=0.0, metadata={"help": "d: the expected cost to hold (cost > 0 = unsafe)"})
+    cost_threshold: float | None = field(default=None, metadata={
+        "help": "d: the expected cost to hold; None: the cost at which the cost model flags a response unsafe "
+                "(its threshold picked on dev, from the cost run's metrics.json)"})
     lambda_init: float = field(default=1.0, metadata={"help": "initial λ"})
     lambda_lr: float = field(default=0.5, metadata={"help": "η_λ: dual ascent step"})
     fixed_lambda: float | None = field(default=None, metadata={"help": "hold λ here (0: reward-only RLHF)"})
@@ -95,7 +101,8 @@ def train(cfg: SafeRLHFConfig) -> Path:
         if not is_trained(judge):
             raise SafeAlignError(f"{judge}: no finished judge run there (train reward_model and cost_model first)")
     state = _load_state(run_dir) or {"round": 0, "step": 0, "lambda": _lambda0(cfg), "log": [],
-                                     "reward_run": str(reward_run), "cost_run": str(cost_run)}
+                                     "reward_run": str(reward_run), "cost_run": str(cost_run),
+                                     "cost_threshold": cost_threshold(cfg)}
     model, tokenizer = load_policy(cfg.model, cfg)
     from peft import get_peft_model, set_peft_model_state_dict
     import torch
@@ -104,16 +111,18 @@ def train(cfg: SafeRLHFConfig) -> Path:
     model = get_peft_model(model, lora_config(cfg))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     if state["step"] or state["round"]:
-        set_peft_model_state_dict(model, torch.load(run_dir / "checkpoint" / "adapter.pt", weights_only=True))
-        optimizer.load_state_dict(torch.load(run_dir / "checkpoint" / "optimizer.pt", weights_only=True))
+        set_peft_model_state_dict(model, torch.load(run_dir / CHECKPOINTS / "adapter.pt", weights_only=True))
+        optimizer.load_state_dict(torch.load(run_dir / CHECKPOINTS / "optimizer.pt", weights_only=True))
     while state["round"] < cfg.rounds:
         judges = _judges(state)
         while state["step"] < cfg.steps:
             rng = random.Random(f"{cfg.seed}-{state['round']}-{state['step']}")
+            torch.manual_seed(rng.randrange(2**31))  # sampling and dropout per step: a resumed run repeats them
             prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool, cfg.prompts_per_step)]
             record = rl_step(model, tokenizer, optimizer, judges, prompts, state["lambda"], cfg)
             if cfg.fixed_lambda is None:
-                state["lambda"] = lagrange_update(state["lambda"], record["mean_cost"], cfg.cost_threshold, cfg.lambda_lr)
+                state["lambda"] = lagrange_update(state["lambda"], record["mean_cost"], state["cost_threshold"],
+                                                  cfg.lambda_lr)
             state["step"] += 1
             state["log"].append({"round": state["round"], "step": state["step"], "lambda": state["lambda"]} | record)
             if state["step"] % cfg.save_steps == 0 or state["step"] == cfg.steps:
@@ -125,6 +134,17 @@ def train(cfg: SafeRLHFConfig) -> Path:
         _save_state(run_dir, model, optimizer, state)
     _finish(run_dir, model, tokenizer, state, cfg)
     return run_dir
+
+
+def cost_threshold(cfg: SafeRLHFConfig) -> float:
+    """d: as configured, or the cost model's own unsafe threshold (picked on dev by `safealign eval`)."""
+    if cfg.cost_threshold is not None:
+        return cfg.cost_threshold
+    metrics = Path(cfg.cost_run) / "metrics.json"
+    if not metrics.is_file():
+        raise SafeAlignError(f"{cfg.cost_run}: cost_threshold=null reads the cost model's dev threshold from its "
+                             "metrics.json; run `safealign eval` on it first, or set cost_threshold")
+    return json.loads(metrics.read_text())["safety_f1"]["threshold"]
 
 
 def _lambda0(cfg: SafeRLHFConfig) -> float:
@@ -152,7 +172,8 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], lam:
     logp = sequence_logprobs(model, batch)  # (B*K, T) log π of each response token, 0 on padding
     with torch.no_grad(), model.disable_adapter():
         ref_logp = sequence_logprobs(model, batch)
-    kl = ((logp - ref_logp) * batch["response_mask"]).sum(-1)  # (B*K,)
+    log_ratio = ref_logp - logp  # k3 estimator of KL(π || π_ref) per token: e^x − x − 1 >= 0
+    kl = ((log_ratio.exp() - log_ratio - 1) * batch["response_mask"]).sum(-1)  # (B*K,)
     loss = -(advantages * (logp * batch["response_mask"]).sum(-1)).mean() + cfg.kl_coef * kl.mean()
     optimizer.zero_grad()
     loss.backward()
@@ -253,7 +274,7 @@ def _save_state(run_dir: Path, model, optimizer, state: dict):
     torch.save(get_peft_model_state_dict(model), work / "adapter.pt")
     torch.save(optimizer.state_dict(), work / "optimizer.pt")
     write_json_atomic(work / "state.json", state)
-    target = run_dir / "checkpoint"
+    target = run_dir / CHECKPOINTS
     if target.exists():
         import shutil
 
@@ -263,7 +284,7 @@ def _save_state(run_dir: Path, model, optimizer, state: dict):
 
 
 def _load_state(run_dir: Path) -> dict | None:
-    path = run_dir / "checkpoint" / "state.json"
+    path = run_dir / CHECKPOINTS / "state.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 

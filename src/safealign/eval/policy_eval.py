@@ -76,6 +76,9 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     from safealign.eval.judge_agreement import judge_agreement
     from safealign.eval.judges import HubRewardJudge, RefusalJudge, RunJudge
 
+    from safealign.arms.common import quiet_transformers
+
+    quiet_transformers()
     run_dir = Path(run_dir)
     arm, _ = read_run(run_dir)
     folder = policy_folder(run_dir)
