@@ -43,14 +43,17 @@ class RatingJudge:
         return [self.ratings[id(p)] for p in prompts]
 
 
-def test_judge_agreement_with_the_study_judge_itself_is_perfect():
+def test_judge_agreement_of_the_study_judge_with_itself():
+    """The oracle recovers the study's thresholds from the calibration half; on the check half only a rating that
+    falls between the calibrated cut and the true threshold can disagree (1 of 100 helpful rows here)."""
     rows = study_responses()
     assert len(rows) == 400 and {r["model"] for r in rows} == {"1_base", "2_sft", "3_dpo", "4_sftdpo"}
     result = judge_agreement(RatingJudge(rows), rows)
-    for prompt_set in ("harmful", "helpful"):
+    for prompt_set, threshold in (("harmful", -3.0), ("helpful", -2.0)):
         s = result["sets"][prompt_set]
-        assert s["check_agreement"]["value"] == 1.0 and s["check_kappa"] == 1.0 and s["spearman"] == 1.0
-        assert s["check_agreement"]["n"] == 100
+        assert s["check_agreement"]["n"] == 100 and s["spearman"] == 1.0
+        assert s["check_agreement"]["value"] >= 0.99 and s["check_kappa"] >= 0.97
+        assert abs(s["our_threshold"] - threshold) < 0.05
 
 
 def test_judge_agreement_of_an_inverted_judge_is_below_chance():
