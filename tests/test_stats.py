@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from safealign.eval.stats import Z95, rate, wilson_interval
+from safealign.eval.stats import Z95, rate, wilson_interval, holm, mcnemar, paired_bootstrap
 
 
 def test_wilson_8_of_10_worked_by_hand():
@@ -38,3 +38,56 @@ def test_rate_record():
     r = rate(8, 10)
     assert r.value == 0.8 and r.to_dict()["value"] == 0.8 and r.to_dict()["n"] == 10
     assert str(r) == "80.0% [49.0, 94.3] (n=10)"
+
+
+def test_mcnemar_worked_by_hand():
+    # a right only on items 0,1,2 (3 items), b right only on item 3 (1 item), both right on 4, both wrong on 5.
+    a = [True, True, True, False, True, False]
+    b = [False, False, False, True, True, False]
+    result = mcnemar(a, b)
+    assert (result["a_only_correct"], result["b_only_correct"]) == (3, 1)
+    # n=4 discordant, min=1: P[X<=1] = (C(4,0)+C(4,1))/16 = 5/16; two-sided 10/16.
+    assert result["p_value"] == pytest.approx(10 / 16)
+    assert mcnemar(b, a)["p_value"] == pytest.approx(10 / 16)
+
+
+def test_mcnemar_edges():
+    assert mcnemar([True, False], [True, False])["p_value"] == 1.0  # no discordant items
+    # 10 discordant all one way: 2 * (1/2)^10
+    assert mcnemar([True] * 10, [False] * 10)["p_value"] == pytest.approx(2 / 1024)
+    with pytest.raises(ValueError):
+        mcnemar([True], [True, False])
+
+
+def test_paired_bootstrap_difference_and_interval():
+    a = [1.0] * 30 + [0.0] * 10  # 75%
+    b = [0.0] * 30 + [0.0] * 10  # 0%
+    result = paired_bootstrap(a, b, resamples=2000, seed=1)
+    assert result["difference"] == pytest.approx(0.75)
+    assert 0.55 < result["low"] < 0.75 < result["high"] < 0.9
+    assert result["p_value"] == 0.0  # no resample of 40 items crosses zero
+    same = paired_bootstrap(a, a, resamples=500)
+    assert same["difference"] == 0.0 and same["p_value"] == 1.0
+    # pairing matters: b = a + 0.01 everywhere is a certain difference, though the spreads overlap
+    shifted = paired_bootstrap([x + 0.01 for x in a], a, resamples=500)
+    assert shifted["low"] == pytest.approx(0.01) and shifted["p_value"] == 0.0
+    assert paired_bootstrap(a, b, resamples=2000, seed=1) == result  # seeded
+
+
+def test_paired_bootstrap_no_clear_difference():
+    a = [1.0, 0.0] * 20
+    b = [0.0, 1.0] * 20
+    result = paired_bootstrap(a, b, resamples=4000, seed=0)
+    assert result["difference"] == 0.0 and result["p_value"] == 1.0
+    a2 = [1.0, 0.0, 1.0, 0.0, 1.0] * 4
+    b2 = [0.0, 1.0, 1.0, 0.0, 0.0] * 4  # a better by 0.2 on 20 items: not certain
+    result = paired_bootstrap(a2, b2, resamples=4000, seed=0)
+    assert result["difference"] == pytest.approx(0.2) and 0.01 < result["p_value"] < 0.5
+
+
+def test_holm_worked_by_hand():
+    # m=3: sorted 0.01, 0.02, 0.04 -> 0.03, 0.04, 0.04 (0.02*2=0.04; 0.04*1=0.04)
+    assert holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    # monotone: 0.01*4=0.04, 0.011*3=0.033 -> raised to 0.04; capped at 1
+    assert holm([0.01, 0.011, 0.5, 0.9]) == pytest.approx([0.04, 0.04, 1.0, 1.0])
+    assert holm([]) == []

@@ -1,10 +1,13 @@
 """`safealign audit`: every stage on one split in one run directory.
 
-Built so far: prepare -> stats -> label -> keyword baseline -> models (resolve and load the real offline
-models) -> each discriminative arm (train, then eval) -> shared failures. Each stage records in
+Stages: prepare -> stats -> label -> keyword baseline -> models (resolve and load the real offline models) ->
+each discriminative arm (train, then eval) -> shared failures -> judge agreement -> each policy (train, then
+eval) -> policy comparison -> report. Each stage records in
 `<out>/stages.json` the hash of its config and of its inputs; a rerun skips a stage whose hash is
 unchanged and whose outputs are there, and reruns it (and what comes after) otherwise. An interrupted
-training stage resumes from its last checkpoint. Stages not built yet are listed by name.
+training stage resumes from its last checkpoint. A stage that fails records its error in stages.json and
+the audit goes on with every stage that does not need it; the report (report/build.py, rebuilt on every run
+from the run directory's files) shows the error, and the command exits 1.
 
 In the audit, every arm reads the audit's data, writes under the audit's run directory, and uses the
 audit's `encoder` as its backbone: those three fields of an arm's section are set by the audit.
@@ -37,7 +40,6 @@ DISCRIMINATIVE = {"reward_model": reward_model, "cost_model": cost_model, "contr
                   "classifier": classifier}
 GENERATIVE = {"sft": sft, "dpo": dpo, "sft_dpo": sft_dpo, "safe_rlhf": safe_rlhf}
 POLICIES = ("base", "sft", "dpo", "sft_dpo", "safe_rlhf", "reward_only_rlhf")
-NOT_BUILT = ("report",)
 
 
 @dataclass
@@ -97,20 +99,51 @@ def _digest(obj) -> str:
 
 
 class Stages:
-    """The run directory's record of finished stages: name -> {hash, seconds, finished}."""
+    """The run directory's record of stages: name -> {hash, seconds, finished} or {hash, failed, finished}.
+
+    A stage whose work raises records its error and the audit goes on with every stage that does not need
+    it; a stage that needs a failed one is recorded as not run. Failures are retried on the next run.
+    """
 
     def __init__(self, out: Path):
         self.path = out / "stages.json"
         self.done = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        for name in [n for n, r in self.done.items() if "failed" in r]:
+            del self.done[name]  # retried
         self.ran: list[str] = []
+        self.failed: dict[str, str] = {}
 
-    def run(self, name: str, key, outputs: list[Path], work):
+    def ok(self, name: str) -> bool:
+        return name in self.done and name not in self.failed
+
+    def hash(self, name: str) -> str | None:
+        return self.done.get(name, {}).get("hash")
+
+    def run(self, name: str, key, outputs: list[Path], work, needs=(), fatal: bool = False):
+        blocked = [n for n in needs if not self.ok(n)]
+        if blocked:
+            self.failed[name] = f"not run: it needs {blocked[0]}, which " + (
+                "failed" if blocked[0] in self.failed else "did not run")
+            return "not run"
         digest = _digest(key)
         record = self.done.get(name)
         if record and record["hash"] == digest and all(p.exists() for p in outputs):
             return "skipped"
         start = time.perf_counter()
-        work()
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - recorded, reported, and the audit goes on
+            import traceback
+
+            if fatal:
+                raise
+
+            message = f"{type(error).__name__}: {error}"
+            self.failed[name] = message
+            self.done[name] = {"hash": digest, "failed": message, "traceback": traceback.format_exc()[-4000:],
+                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            write_json_atomic(self.path, self.done)
+            return f"FAILED ({message})"
         self.done[name] = {"hash": digest, "seconds": round(time.perf_counter() - start, 3),
                            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         self.ran.append(name)
@@ -120,8 +153,10 @@ class Stages:
 
 def run_audit(cfg: AuditConfig, log=print) -> dict:
     from safealign.arms.common import quiet_transformers
+    from safealign.report.build import build_report
 
     quiet_transformers()
+    started, start = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     taxonomy = load_taxonomy(cfg.data.taxonomy)  # fail on a bad taxonomy before any long work
@@ -129,18 +164,21 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
     data_dir, labels_dir, baseline_dir = out / "data", out / "data" / LABELS_DIR, out / "keyword_baseline"
     write_json_atomic(out / "config.json", {"safealign_version": __version__, "config": to_dict(cfg)})
 
+    # Data stages: bad data stops the audit with one clear error before any long work.
     state = stages.run("prepare", to_dict(cfg.data), [data_dir / "manifest.json"],
-                       lambda: prepare(cfg.data, data_dir))
+                       lambda: prepare(cfg.data, data_dir), fatal=True)
     log(f"prepare   {state}: {data_dir}")
     data_hash = read_manifest(data_dir)["outputs"]
+    write_json_atomic(out / "environment.json", environment(cfg, data_hash))
     state = stages.run("stats", data_hash, [out / "stats.json"],
-                       lambda: write_json_atomic(out / "stats.json", data_stats(read_splits(data_dir))))
+                       lambda: write_json_atomic(out / "stats.json", data_stats(read_splits(data_dir))), fatal=True)
     log(f"stats     {state}: {out / 'stats.json'}")
     label_key = {"data": data_hash, "taxonomy": _taxonomy_key(taxonomy), "format": LABELS_FORMAT,
                  "noise_samples": cfg.noise_samples,
                  "seed": cfg.data.seed}
     state = stages.run("label", label_key, [labels_dir / "manifest.json"],
-                       lambda: label_prepared(data_dir, taxonomy, labels_dir, cfg.noise_samples, cfg.data.seed))
+                       lambda: label_prepared(data_dir, taxonomy, labels_dir, cfg.noise_samples, cfg.data.seed),
+                       fatal=True)
     log(f"label     {state}: {labels_dir}")
     state = stages.run("keyword_baseline", label_key, [baseline_dir / "metrics.json"],
                        lambda: write_keyword_baseline(data_dir, labels_dir, taxonomy, baseline_dir))
@@ -153,22 +191,61 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
         arm = DISCRIMINATIVE[name]
         arm_cfg = replace(getattr(cfg, name), data=str(data_dir), out=str(out / name), model=cfg.encoder)
         key = {"config": to_dict(arm_cfg), "data": data_hash, "labels": label_key}
-        state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg))
+        state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg),
+                           needs=["models"])
         log(f"train     {state}: {name}")
-        state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"], lambda: arm.evaluate(out / name))
+        state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"], lambda: arm.evaluate(out / name),
+                           needs=[f"train_{name}"])
         log(f"eval      {state}: {out / name / 'metrics.json'}")
     if {"reward_model", "contrastive"} <= set(cfg.arms):
         from safealign.eval.shared_failures import shared_failures
 
-        key = {name: stages.done[f"eval_{name}"]["hash"] for name in ("reward_model", "contrastive")}
-        state = stages.run("shared_failures", key, [out / "shared_failures.json"], lambda: shared_failures(
-            out / "reward_model", out / "contrastive", data_dir, out, seed=cfg.data.seed))
+        needs = [f"eval_{name}" for name in ("reward_model", "contrastive")]
+        state = stages.run("shared_failures", [stages.hash(n) for n in needs], [out / "shared_failures.json"],
+                           lambda: shared_failures(out / "reward_model", out / "contrastive", data_dir, out,
+                                                   seed=cfg.data.seed), needs=needs)
         log(f"failures  {state}: {out / 'shared_failures.md'}")
     if cfg.policies:
         run_policies(cfg, out, data_dir, stages, data_hash, log)
-    log("not built yet: " + ", ".join(NOT_BUILT))
-    return {"out": str(out), "stages": stages.done, "ran": stages.ran, "arms": list(cfg.arms),
-            "not_built": list(NOT_BUILT)}
+    write_json_atomic(out / "audit.json", {"started": started, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                          "wall_seconds": round(time.perf_counter() - start, 2),
+                                          "stages_ran": stages.ran, "failed": stages.failed})
+    report = build_report(out)
+    log(f"report    written: {out / 'report.html'}")
+    return {"out": str(out), "stages": stages.done, "ran": stages.ran, "failed": stages.failed,
+            "arms": list(cfg.arms), "policies": list(cfg.policies), "report": str(out / "report.html"),
+            "recommendation": report["recommendation"]}
+
+
+def environment(cfg: AuditConfig, data_hash: dict) -> dict:
+    """What a rerun needs to reproduce this one: versions, seed, data hashes, machine."""
+    import os
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("torch", "transformers", "trl", "peft", "accelerate", "sentence-transformers", "datasets",
+                    "numpy", "scikit-learn", "google-re2", "gguf"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else None
+    return {"safealign": __version__, "python": platform.python_version(), "packages": versions,
+            "seed": cfg.data.seed, "data_sha256": data_hash, "config_sha256": _digest(to_dict(cfg)),
+            "machine": {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
+                        "memory_gib": round(memory / 2 ** 30, 1) if memory else None,
+                        "torch_threads": _torch_threads()}}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
@@ -187,31 +264,38 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
     from safealign.eval.judges import RunJudge
     from safealign.eval.policy_eval import base_run, evaluate_policy
 
-    judges_key = {name: stages.done[f"train_{name}"]["hash"] for name in ("reward_model", "cost_model")}
+    judge_stages = [f"train_{name}" for name in ("reward_model", "cost_model")]
+    judges_key = [stages.hash(n) for n in judge_stages]
     state = stages.run("judge_agreement", judges_key, [out / "judge_agreement.json"], lambda: write_json_atomic(
         out / "judge_agreement.json", {name: judge_agreement(RunJudge(out / name), seed=cfg.data.seed)
-                                        for name in ("reward_model", "cost_model")}))
+                                        for name in ("reward_model", "cost_model")}), needs=judge_stages)
     log(f"judges    {state}: {out / 'judge_agreement.json'}")
     eval_cfg = replace(cfg.policy_eval, reward_run=str(out / "reward_model"), cost_run=str(out / "cost_model"),
                        data=str(data_dir))
     for name in cfg.policies:
         if name == "base":
             key = {"policy": cfg.policy}
-            state = stages.run("train_base", key, [out / "base" / "config.yaml"], lambda: base_run(cfg.policy, out / "base"))
+            state = stages.run("train_base", key, [out / "base" / "config.yaml"],
+                               lambda: base_run(cfg.policy, out / "base"), needs=["models"])
         else:
             arm_cfg = policy_config(cfg, name, out, data_dir)
             arm = GENERATIVE["safe_rlhf" if name == "reward_only_rlhf" else name]
+            needs = ["models"] + (judge_stages if "rlhf" in name else []) + (["train_sft"] if name == "sft_dpo" else [])
             key = {"config": to_dict(arm_cfg), "data": data_hash, "judges": judges_key,
-                   "after": stages.done.get("train_sft", {}).get("hash") if name == "sft_dpo" else None}
-            state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg))
+                   "after": stages.hash("train_sft") if name == "sft_dpo" else None}
+            state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg),
+                               needs=needs)
         log(f"train     {state}: {name}")
-        key = {"policy": stages.done[f"train_{name}"]["hash"], "eval": to_dict(eval_cfg), "judges": judges_key}
+        key = {"policy": stages.hash(f"train_{name}"), "eval": to_dict(eval_cfg), "judges": judges_key}
         state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"],
-                           lambda: evaluate_policy(out / name, eval_cfg))
+                           lambda: evaluate_policy(out / name, eval_cfg),
+                           needs=[f"train_{name}", "judge_agreement"])
         log(f"eval      {state}: {out / name / 'metrics.json'}")
-    key = {name: stages.done[f"eval_{name}"]["hash"] for name in cfg.policies}
+    evaluated = [name for name in cfg.policies if stages.ok(f"eval_{name}")]
+    key = {name: stages.hash(f"eval_{name}") for name in evaluated}
     state = stages.run("policy_comparison", key, [out / "policies.json"],
-                       lambda: write_json_atomic(out / "policies.json", compare_policies(out, cfg.policies)))
+                       lambda: write_json_atomic(out / "policies.json", compare_policies(out, evaluated)),
+                       needs=["eval_base"] if "base" in cfg.policies else [])
     log(f"compare   {state}: {out / 'policies.json'}")
 
 

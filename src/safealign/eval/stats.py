@@ -41,3 +41,54 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 
 def rate(successes: int, n: int) -> Rate:
     return Rate(successes, n, *wilson_interval(successes, n))
+
+
+def mcnemar(a_correct: list[bool], b_correct: list[bool]) -> dict:
+    """Exact McNemar test on paired per-item correctness: are a and b wrong on different items by chance?
+
+    Only the discordant items count: b_only = items a gets wrong and b right, a_only = the reverse. Under
+    H0 each discordant item is a fair coin, so p = min(1, 2 * P[Binomial(n, 1/2) <= min(a_only, b_only)])
+    with n = a_only + b_only (two-sided exact binomial; 1.0 when there are none).
+    """
+    if len(a_correct) != len(b_correct):
+        raise ValueError(f"paired test needs equal lengths, got {len(a_correct)} and {len(b_correct)}")
+    a_only = sum(bool(a) and not b for a, b in zip(a_correct, b_correct))
+    b_only = sum(bool(b) and not a for a, b in zip(a_correct, b_correct))
+    n = a_only + b_only
+    tail = sum(math.comb(n, k) for k in range(min(a_only, b_only) + 1)) / 2 ** n
+    return {"items": len(a_correct), "a_only_correct": a_only, "b_only_correct": b_only,
+            "p_value": min(1.0, 2 * tail)}
+
+
+def paired_bootstrap(a: list[float], b: list[float], resamples: int = 10_000, seed: int = 0) -> dict:
+    """Paired bootstrap of mean(a) - mean(b): items are resampled together, keeping their pairing.
+
+    Returns the observed difference, its 95% percentile interval, and a two-sided p-value: twice the share
+    of resampled differences on the far side of zero (capped at 1), the usual percentile-bootstrap test.
+    """
+    import numpy as np
+
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired bootstrap needs two equal, non-empty lists, got {len(a)} and {len(b)}")
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)  # (N,)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)  # (R,)
+    observed = float(diff.mean())
+    far_side = np.mean(means <= 0) if observed > 0 else np.mean(means >= 0) if observed < 0 else 1.0
+    return {"items": len(diff), "difference": observed, "low": float(np.percentile(means, 2.5)),
+            "high": float(np.percentile(means, 97.5)), "p_value": float(min(1.0, 2 * far_side)),
+            "resamples": resamples}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (family-wise error), in the input order.
+
+    Sorted ascending, the i-th smallest (0-based) is multiplied by (m - i); adjusted values are made
+    non-decreasing in that order and capped at 1.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

@@ -1,0 +1,341 @@
+"""report.json + a self-contained report.html (plots inlined as PNG data URIs) from a run directory.
+
+Every string that comes from data or a model (dialogues, responses, error messages, paths) goes through
+`html.escape`, and the page carries a Content-Security-Policy that allows no script at all: a response
+containing `<script>` is shown as text, never run. The figures are also written to `<run>/figures/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from safealign.io import read_jsonl, save_figure_atomic, write_json_atomic, write_text_atomic
+from safealign.report.collect import collect
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:0}h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}td,th{border:1px solid #ccc;padding:.25em .5em;
+vertical-align:top}th{background:#f2f2f2}td.n{text-align:right;white-space:nowrap}.verdict{background:#eef6ee;
+border-left:5px solid #3a3;padding:.6em 1em}.failed{background:#fbeaea;border-left:5px solid #c33;padding:.6em 1em}
+.sig{font-weight:bold}img{max-width:100%}.small{font-size:.82em;color:#555}pre{white-space:pre-wrap;margin:0}"""
+POLICY_ORDER = ("base", "sft", "dpo", "sft_dpo", "safe_rlhf", "reward_only_rlhf")
+
+
+def build_report(run_dir: str | Path) -> dict:
+    out = Path(run_dir)
+    report = collect(out)
+    figures = make_figures(out, report)
+    write_json_atomic(out / "report.json", report)
+    write_text_atomic(out / "report.html", render(report, figures))
+    return report
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _png(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode() if path.is_file() else ""
+
+
+def make_figures(out: Path, report: dict) -> dict[str, str]:
+    """name -> base64 PNG. Made here: detectors, box plots, Safe RLHF curves, training curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = {}
+    for name, draw in (("detectors", _detector_figure), ("policy_scores", _box_figure),
+                       ("safe_rlhf", _safe_rlhf_figure), ("training", _training_figure)):
+        fig = draw(plt, out, report)
+        if fig is not None:
+            path = save_figure_atomic(fig, out / "figures" / f"{name}.png")
+            plt.close(fig)
+            made[name] = _png(path)
+    for name, path in (("tsne", out / "contrastive" / "tsne.png"),
+                       ("ablation", out / "classifier" / "stage_progression.png")):
+        if path.is_file():
+            made[name] = _png(path)
+    return made
+
+
+def _detector_figure(plt, out: Path, report: dict):
+    rows = report["detectors"]
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    names = list(rows)
+    for offset, key, label in ((-0.2, "raw_accuracy", "raw test"), (0.2, "clean_accuracy", "Clean test")):
+        values = [rows[n][key]["value"] for n in names]
+        errors = [[v - rows[n][key]["low"] for n, v in zip(names, values)],
+                  [rows[n][key]["high"] - v for n, v in zip(names, values)]]
+        ax.bar([i + offset for i in range(len(names))], values, 0.4, yerr=errors, capsize=3, label=label)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (95% Wilson CI)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _box_figure(plt, out: Path, report: dict):
+    scores = (report["policies"] or {}).get("scores")
+    if not scores:
+        return None
+    names = [n for n in POLICY_ORDER if n in scores]
+    panels = [("reward", "harmful"), ("reward", "helpful"), ("cost", "harmful"), ("cost", "advbench")]
+    panels = [(k, s) for k, s in panels if all(s in scores[n] for n in names)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
+    for ax, (key, prompt_set) in zip(axes[0], panels):
+        ax.boxplot([scores[n][prompt_set][key] for n in names])
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=35, ha="right", fontsize=7)
+        ax.set_title(f"{key} on {prompt_set} prompts", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _safe_rlhf_figure(plt, out: Path, report: dict):
+    curves = report["safe_rlhf_curves"]
+    if not curves:
+        return None
+    keys = ("lambda", "mean_cost", "mean_reward", "kl")
+    fig, axes = plt.subplots(1, 4, figsize=(12, 2.8))
+    for name, rows in curves.items():
+        for ax, key in zip(axes, keys):
+            ax.plot(range(1, len(rows) + 1), [r[key] for r in rows], marker=".", label=name)
+            ax.set_title(key, fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _training_figure(plt, out: Path, report: dict):
+    logs = {}
+    for name in ("reward_model", "cost_model", "contrastive", "sft", "dpo", "sft_dpo", "safe_rlhf", "reward_only_rlhf"):
+        path = out / name / "train_log.jsonl"
+        if path.is_file():
+            losses = [r["loss"] for r in read_jsonl(path) if isinstance(r.get("loss"), (int, float))]
+            if losses:
+                logs[name] = losses
+    if not logs:
+        return None
+    fig, axes = plt.subplots(1, len(logs), figsize=(2.4 * len(logs), 2.4), squeeze=False)
+    for ax, (name, losses) in zip(axes[0], logs.items()):
+        ax.plot(range(1, len(losses) + 1), losses, lw=1)
+        ax.set_title(name, fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.supxlabel("logged step", fontsize=8)
+    fig.supylabel("training loss", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _pct(rate) -> str:
+    if rate is None:
+        return "–"
+    if isinstance(rate, dict):
+        return f"{100 * rate['value']:.1f}% [{100 * rate['low']:.1f}, {100 * rate['high']:.1f}]"
+    return f"{100 * rate:.1f}%"
+
+
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td class='n'>{_e(c)}</td>" if i >= numeric_from else f"<td>{_e(c)}</td>"
+                                    for i, c in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _figure(figures: dict, name: str, caption: str) -> str:
+    if name not in figures:
+        return ""
+    return f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{figures[name]}'><figcaption class='small'>{_e(caption)}</figcaption></figure>"
+
+
+def render(report: dict, figures: dict[str, str]) -> str:
+    parts = [f"<h1>SafeAlign audit</h1><p class='small'>{_e(report['run']['dir'])} · safealign "
+             f"{_e(report['run']['safealign_version'])}</p>",
+             "<div class='verdict'><h3>Recommendation (from the measured numbers below)</h3>" +
+             "".join(f"<p>{_e(line)}</p>" for line in report["recommendation"]["text"]) + "</div>"]
+    if report["failures"]:
+        parts.append("<div class='failed'><h3>Failed or skipped stages</h3>" + _table(
+            ["stage", "error"], [[k, v] for k, v in report["failures"].items()], numeric_from=9) + "</div>")
+    for section in (_data_section, _detector_section, _ablation_section, _contrastive_section, _failure_section,
+                    _judge_section, _policy_section, _safe_rlhf_section, _significance_section, _run_section):
+        parts.append(section(report, figures))
+    body = "\n".join(p for p in parts if p)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+            f"<title>SafeAlign audit report</title><style>{STYLE}</style></head><body>{body}</body></html>")
+
+
+def _data_section(report: dict, figures: dict) -> str:
+    if "data" not in report:
+        return ""
+    stats = report["data"]["stats"]
+    rows = [[split, s["pairs"], *(f"{s[k]['mean']:.1f} / {s[k]['median']:g} / {s[k]['max']}" for k in
+                                 ("words_context", "words_chosen", "words_rejected", "turns_per_dialogue")),
+             _pct(s["chosen_refusal_share"]), _pct(s["rejected_refusal_share"])] for split, s in stats.items()]
+    html_ = "<h2>Data</h2>" + _table(["split", "pairs", "context words (mean/median/max)", "chosen words",
+                                      "rejected words", "turns", "chosen refusals", "rejected refusals"], rows)
+    counts = report["data"]["manifest"].get("counts", {})
+    html_ += f"<p class='small'>source: {_e(report['data']['manifest'].get('source'))}; bad rows skipped: {_e(counts.get('bad_rows_skipped'))}</p>"
+    if "taxonomy" in report:
+        tax = report["taxonomy"]["counts"]
+        cats = list(tax["categories"])
+        rows = [[split] + [c.get(k, 0) for k in cats] for split, c in tax["rejected_counts"].items()]
+        html_ += (f"<h3>Harm taxonomy v{_e(tax['taxonomy_version'])}: rejected responses per category</h3>" +
+                  _table(["split"] + [f"{k} {v}" for k, v in tax["categories"].items()], rows))
+        clean, noise = report["taxonomy"]["clean"], report["taxonomy"]["noise"]
+        total = stats.get("all", {}).get("pairs") or sum(s["pairs"] for k, s in stats.items() if k != "all")
+        html_ += (f"<p>Clean split (S8 noise dropped): {_e(clean.get('all'))} of {_e(total)} pairs "
+                  f"(train {_e(clean.get('train'))}, dev {_e(clean.get('dev'))}, test {_e(clean.get('test'))}); "
+                  f"noise share {_pct(noise['dropped']['all'] / total if total else None)}.</p>")
+        html_ += "<h3>Noise report: sampled S8 pairs</h3>" + _table(
+            ["context", "chosen", "rejected"], [[r["context"][-400:], r["chosen"][:300], r["rejected"][:300]]
+                                                for r in noise["sample"][:5]], numeric_from=9)
+    return html_
+
+
+def _detector_section(report: dict, figures: dict) -> str:
+    rows = [[name, r["task"], _pct(r["raw_accuracy"]), _pct(r["clean_accuracy"]), _num(r["f1"]),
+             _num(r.get("score_gap"), 4)] for name, r in report["detectors"].items()]
+    if not rows:
+        return ""
+    return ("<h2>Detection arms (SafeAlign Tables IV and VI)</h2>" +
+            _table(["arm", "task", "accuracy, raw test (95% CI)", "accuracy, Clean test", "F1 (unsafe)",
+                    "score gap"], rows, numeric_from=2) +
+            "<p class='small'>Accuracy: pairwise (chosen ranked safer) for keyword baseline, reward, cost and "
+            "contrastive arms; per response for the classifier. F1: safety F1 at the dev-chosen threshold "
+            "(reward/cost), binary keyword F1, kNN F1 (contrastive), classifier F1.</p>" +
+            _figure(figures, "detectors", "Accuracy by arm with 95% Wilson intervals"))
+
+
+def _ablation_section(report: dict, figures: dict) -> str:
+    if "ablation" not in report:
+        return ""
+    rows = [[stage, s["train_pairs"], _pct(s["raw"]["accuracy"]), _num(s["raw"]["f1"]), _pct(s["clean"]["accuracy"]),
+             _num(s["clean"]["f1"])] for stage, s in report["ablation"].items()]
+    return ("<h2>Curation ablation (safety classifier)</h2>" +
+            _table(["stage", "train pairs", "accuracy raw test", "F1 raw", "accuracy Clean test", "F1 Clean"], rows) +
+            _figure(figures, "ablation", "Ablation progression: raw → filtered → filtered and scaled"))
+
+
+def _contrastive_section(report: dict, figures: dict) -> str:
+    if "contrastive" not in report:
+        return ""
+    c = report["contrastive"]
+    rows = [[when, _num(c[when]["silhouette"], 4), _num(c[when]["knn_f1"]), _pct(c[when]["knn_accuracy"]),
+             _pct(c[when]["pairwise_accuracy"])] for when in ("before", "after")]
+    return ("<h2>Contrastive encoder</h2>" + _table(["", "silhouette", "kNN F1", "kNN accuracy",
+                                                   "chosen nearer its context"], rows) +
+            _figure(figures, "tsne", "t-SNE of test responses, safe vs unsafe"))
+
+
+def _failure_section(report: dict, figures: dict) -> str:
+    if "shared_failures" not in report:
+        return ""
+    f = report["shared_failures"]
+    rows = [[r["context"][-300:], r["chosen"][:240], r["rejected"][:240], ", ".join(r.get("rejected_labels", []))]
+            for r in f["sample"]]
+    return (f"<h2>Shared failures (intent blindness)</h2><p>Reward model and contrastive encoder both wrong on "
+            f"{_e(f['shared_failures'])} of {_e(f['pairs'])} test pairs ({_pct(f['share'])}; "
+            f"{_pct(f['expected_share_if_independent'])} expected if their errors were independent).</p>" +
+            _table(["context", "chosen", "rejected", "rejected labels"], rows, numeric_from=9))
+
+
+def _judge_section(report: dict, figures: dict) -> str:
+    if "judge_agreement" not in report:
+        return ""
+    rows = []
+    for judge, a in report["judge_agreement"].items():
+        for prompt_set, s in a["sets"].items():
+            rows.append([judge, prompt_set, _num(s["our_threshold"], 3), _pct(s["check_agreement"]),
+                         _num(s["check_kappa"], 3), _num(s["spearman"], 3)])
+    return ("<h2>Judge agreement with the OPT-350M study's deberta judge</h2>" +
+            _table(["judge", "prompts", "threshold (fit on half)", "agreement (other half)", "Cohen's κ",
+                    "Spearman"], rows, numeric_from=2))
+
+
+def _policy_section(report: dict, figures: dict) -> str:
+    policies = report["policies"]
+    if not policies:
+        return ""
+    table, metrics, elo = policies["table"], policies["metrics"], policies["elo"]
+    rows = []
+    for name in [n for n in POLICY_ORDER if n in table]:
+        row, m = table[name], metrics[name]
+        gain = row.get("gain_over_base", {})
+        rows.append([name, _pct(m.get("harmlessness_rate")), _pct(m.get("helpfulness_rate")),
+                     _num(row["combined_alignment_score"]), _num(gain.get("combined_alignment_score"), 3),
+                     _pct(m.get("held_out_harmful", {}).get("harmful_response_rate")),
+                     _pct(m["sets"].get("harmful", {}).get("refusal_rate")), _pct(m.get("over_refusal_rate")),
+                     _num(elo.get(name), 0)])
+    thresholds = next(iter(metrics.values()))["thresholds"]
+    return ("<h2>Policies (OPT-350M study Tables 1 and 2)</h2>" +
+            _table(["policy", "HmR", "HpR", "CAS", "CAS gain over base", "harmful responses, held-out harmful "
+                    "(cost judge)", "refusal, harmful", "over-refusal, benign look-alikes", "Elo"], rows) +
+            f"<p class='small'>HmR/HpR judge: {_e(thresholds['judge'])} (harmless &gt; {_num(thresholds['harmless'])}, "
+            f"helpful &gt; {_num(thresholds['helpful'])}; {_e(thresholds.get('source'))}); cost threshold "
+            f"{_num(thresholds['cost'])}; Elo: {_e(policies.get('elo_judge'))}, {_e(policies.get('elo_matches'))} "
+            f"matches.</p>" + _figure(figures, "policy_scores", "Judge scores of each policy's responses"))
+
+
+def _safe_rlhf_section(report: dict, figures: dict) -> str:
+    curves = report["safe_rlhf_curves"]
+    if not curves:
+        return ""
+    rows = [[name, len(r), _num(r[-1]["lambda"]), _num(r[0]["mean_cost"]), _num(r[-1]["mean_cost"]),
+             _num(r[-1]["mean_reward"]), _num(r[-1]["kl"], 4)] for name, r in curves.items() if r]
+    return ("<h2>Safe RLHF: λ and cost against the λ=0 run</h2>" +
+            _table(["run", "steps", "final λ", "first-step cost", "last-step cost", "last-step reward", "last KL"],
+                   rows) + _figure(figures, "safe_rlhf", "λ, mean cost, mean reward and KL per step") +
+            _figure(figures, "training", "Training loss of every arm"))
+
+
+def _significance_section(report: dict, figures: dict) -> str:
+    sig = report["significance"]
+    parts = ["<h2>Paired significance tests</h2><p class='small'>Holm-adjusted within each family; bold: "
+             "adjusted p &lt; 0.05.</p>"]
+    for family, tests in sig.items():
+        if not tests:
+            continue
+        rows = []
+        for t in tests:
+            detail = (f"{t['a_only_correct']} vs {t['b_only_correct']} discordant" if "a_only_correct" in t else
+                      f"{100 * t['difference']:+.1f} pts [{100 * t['low']:+.1f}, {100 * t['high']:+.1f}]")
+            rows.append([f"{t['a']} vs {t['b']}", t.get("subset") or t.get("metric"), t["items"], detail,
+                         f"{t['p_value']:.3g}", f"{t['p_holm']:.3g}" + (" *" if t["significant"] else "")])
+        parts.append(f"<h3>{_e(family.replace('_', ' '))} ({_e(tests[0]['test'])})</h3>" +
+                     _table(["comparison", "subset / metric", "items", "a vs b", "p", "Holm p"], rows, numeric_from=2))
+    return "".join(parts)
+
+
+def _run_section(report: dict, figures: dict) -> str:
+    timing, env = report["timing"], report["run"]["environment"] or {}
+    rows = [[name, _num(s["seconds"], 1), _pct(s["share"])] for name, s in timing["stages"].items()]
+    machine = env.get("machine", {})
+    return ("<h2>Reproducibility and timing</h2>" +
+            f"<p>Wall time of the last audit command: {_e(timing['wall_seconds'])} s; sum of stage times "
+            f"{_e(timing['stage_seconds_total'])} s. Seed {_e(env.get('seed'))}; python {_e(env.get('python'))}; "
+            f"machine: {_e(machine.get('cpu'))}, {_e(machine.get('cores'))} cores, {_e(machine.get('memory_gib'))} GiB.</p>" +
+            _table(["stage", "seconds", "share"], rows) +
+            "<h3>Versions and data hashes</h3><pre class='small'>" +
+            _e(json.dumps({"packages": env.get("packages"), "data_sha256": env.get("data_sha256"),
+                           "config_sha256": env.get("config_sha256")}, indent=1)) + "</pre>")
