@@ -271,7 +271,7 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
                                         for name in ("reward_model", "cost_model")}), needs=judge_stages)
     log(f"judges    {state}: {out / 'judge_agreement.json'}")
     eval_cfg = replace(cfg.policy_eval, reward_run=str(out / "reward_model"), cost_run=str(out / "cost_model"),
-                       data=str(data_dir))
+                       data=str(data_dir), agreement=str(out / "judge_agreement.json"))
     for name in cfg.policies:
         if name == "base":
             key = {"policy": cfg.policy}

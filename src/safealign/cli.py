@@ -291,26 +291,34 @@ def cmd_audit(args):
     cfg = load_audit_config(args.profile, args.config, overrides)
     result = run_audit(cfg, log=(lambda *_: None) if args.json else print)
     if args.json:
-        return _print_json(result)
+        _print_json(result)
+        return 1 if result["failed"] else 0
     out = Path(result["out"])
     _stats_table(json.loads((out / "stats.json").read_text()))
     _counts_table(json.loads((out / "data" / "labels" / "counts.json").read_text()))
-    _baseline_table(json.loads((out / "keyword_baseline" / "metrics.json").read_text()))
+    if (out / "keyword_baseline" / "metrics.json").is_file():
+        _baseline_table(json.loads((out / "keyword_baseline" / "metrics.json").read_text()))
     for name in result["arms"]:
-        _arm_table(json.loads((out / name / "metrics.json").read_text()))
+        if (out / name / "metrics.json").is_file() and f"eval_{name}" not in result["failed"]:
+            _arm_table(json.loads((out / name / "metrics.json").read_text()))
     if (out / "shared_failures.json").is_file():
         failures = json.loads((out / "shared_failures.json").read_text())
         print(f"shared failures (reward model and contrastive both wrong): {failures['shared_failures']} of "
               f"{failures['pairs']} test pairs ({100 * failures['share']:.1f}%; "
               f"{100 * failures['expected_share_if_independent']:.1f}% if independent): {out / 'shared_failures.md'}")
     if (out / "policies.json").is_file():
-        _policy_table({name: json.loads((out / name / "metrics.json").read_text()) for name in cfg.policies})
-        print("Elo (reward-model judge): " + ", ".join(
-            f"{k} {v:.0f}" for k, v in json.loads((out / "policies.json").read_text())["elo"].items()))
-    for role, model in json.loads((out / "models.json").read_text()).items():
-        print(f"{role} model {model['name']}: {model['class']}, {model['parameters'] / 1e6:.1f}M parameters, "
-              f"loaded from {model['resolved']} in {model['load_seconds']} s")
-    print(f"run directory: {out}")
+        comparison = json.loads((out / "policies.json").read_text())
+        _policy_table({name: json.loads((out / name / "metrics.json").read_text()) for name in comparison["table"]})
+        print("Elo (reward-model judge): " + ", ".join(f"{k} {v:.0f}" for k, v in comparison["elo"].items()))
+    if (out / "models.json").is_file():
+        for role, model in json.loads((out / "models.json").read_text()).items():
+            print(f"{role} model {model['name']}: {model['class']}, {model['parameters'] / 1e6:.1f}M parameters, "
+                  f"loaded from {model['resolved']} in {model['load_seconds']} s")
+    print("\nrecommendation:\n" + "\n".join(f"- {line}" for line in result["recommendation"]["text"]))
+    for stage, message in result["failed"].items():
+        print(f"FAILED {stage}: {message}", file=sys.stderr)
+    print(f"report: {result['report']} (and report.json); run directory: {out}")
+    return 1 if result["failed"] else 0
 
 
 # --------------------------------------------------------------------------- parser
@@ -402,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except SafeAlignError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -412,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `safealign ... | head`: the reader left, nothing is wrong
         sys.stdout = open(os.devnull, "w")
         return 0
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":
