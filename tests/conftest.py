@@ -84,3 +84,29 @@ def prepared_sample(tmp_path_factory):
     out = prepare(DataConfig(max_pairs=300), tmp_path_factory.mktemp("data") / "prep")
     label_prepared(out, load_taxonomy())
     return out
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium's path; CI installs it (.ci/run), elsewhere the test is skipped without it."""
+    import os
+    import shutil
+
+    path = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs chromium for the report tests: .ci/run installs it with apt-get")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return path
+
+
+def run_chromium(chromium: str, page, *flags: str, timeout: int = 90) -> str:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                               f"--user-data-dir={profile}", *flags, f"file://{page}"],
+                              capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout

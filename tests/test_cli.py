@@ -51,7 +51,7 @@ def test_audit_runs_data_stages_and_skips_them_on_rerun(tmp_path, capsys, tiny_c
     audit = ["audit", "--profile", "smoke", "--out", str(out), f"policy={tiny_causal_lm}", "arms=[]", "policies=[]"]
     assert main(audit) == 0
     text = capsys.readouterr().out
-    assert "prepare   ran" in text and "not built yet: report" in text and "pairwise accuracy" in text
+    assert "prepare   ran" in text and "report    written" in text and "pairwise accuracy" in text
     assert "S1 violence" in text and "chosen refusals" in text and "encoder model minilm: BertModel" in text
     stages = json.loads((out / "stages.json").read_text())
     assert set(stages) == {"prepare", "stats", "label", "keyword_baseline", "models"}

@@ -289,7 +289,13 @@ def cmd_audit(args):
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_audit_config(args.profile, args.config, overrides)
-    result = run_audit(cfg, log=(lambda *_: None) if args.json else print)
+    if args.json:  # stdout carries the JSON alone: anything a library prints during the run goes to stderr
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):
+            result = run_audit(cfg, log=lambda *_: None)
+    else:
+        result = run_audit(cfg)
     if args.json:
         _print_json(result)
         return 1 if result["failed"] else 0

@@ -1,0 +1,158 @@
+"""The report: built from a run dir's files, escaped, scriptless in Chromium; failed stages reported."""
+
+import json
+
+import pytest
+
+from conftest import run_chromium
+from safealign.cli import main
+from safealign.io import write_json_atomic, write_jsonl_atomic
+from safealign.report.build import build_report
+from safealign.report.collect import _mcnemar_family, recommend
+
+PAYLOAD = ("</td></table><script>document.body.setAttribute('data-pwned','1')</script>"
+           "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> & \"quotes\" 'single'")
+
+
+@pytest.fixture(scope="module")
+def data_only_run(tmp_path_factory, tiny_causal_lm):
+    out = tmp_path_factory.mktemp("report") / "run"
+    assert main(["audit", "--profile", "smoke", "--out", str(out), f"policy={tiny_causal_lm}", "arms=[]",
+                 "policies=[]"]) == 0
+    return out
+
+
+def test_data_only_audit_writes_a_report(data_only_run):
+    report = json.loads((data_only_run / "report.json").read_text())
+    assert report["data"]["stats"]["all"]["pairs"] == 400 and report["failures"] == {}
+    assert set(report["timing"]["stages"]) == {"prepare", "stats", "label", "keyword_baseline", "models"}
+    assert sum(s["share"] for s in report["timing"]["stages"].values()) == pytest.approx(1, abs=1e-3)
+    assert report["timing"]["wall_seconds"] > 0
+    env = report["run"]["environment"]
+    assert env["seed"] == 0 and env["packages"]["torch"] and env["machine"]["cores"] >= 1
+    assert set(env["data_sha256"]) >= {"train.jsonl", "dev.jsonl", "test.jsonl"}
+    html = (data_only_run / "report.html").read_text()
+    assert "Content-Security-Policy" in html and "<script" not in html and "Harm taxonomy v1.0.0" in html
+
+
+def test_every_string_from_data_is_escaped_and_chromium_runs_no_script(data_only_run, chromium, tmp_path):
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(data_only_run, run)
+    row = {"id": "x", "context": PAYLOAD, "chosen": PAYLOAD, "rejected": PAYLOAD, "rejected_labels": [PAYLOAD]}
+    write_jsonl_atomic(run / "shared_failures.jsonl", [row])
+    write_json_atomic(run / "shared_failures.json", {"pairs": 1, "shared_failures": 1, "share": 1.0,
+                                                     "expected_share_if_independent": 0.5})
+    stages = json.loads((run / "stages.json").read_text())
+    stages["train_reward_model"] = {"hash": "h", "failed": f"ValueError: {PAYLOAD}", "finished": "now"}
+    write_json_atomic(run / "stages.json", stages)
+    build_report(run)
+    html = (run / "report.html").read_text()
+    assert "<script" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;" in html and "&amp; &quot;quotes&quot; &#x27;single&#x27;" in html
+    dom = run_chromium(chromium, run / "report.html", "--dump-dom")
+    assert "Shared failures" in dom and "train_reward_model" in dom
+    assert 'data-pwned="1"' not in dom  # no script ran
+    # defence in depth: even an unescaped script is blocked by the page's Content-Security-Policy
+    (run / "raw.html").write_text(html.replace("<body>", "<body><script>document.body.setAttribute('data-pwned','1')"
+                                                         "</script>", 1))
+    assert 'data-pwned="1"' not in run_chromium(chromium, run / "raw.html", "--dump-dom")
+    (run / "no_csp.html").write_text((run / "raw.html").read_text().replace("Content-Security-Policy", "x-none"))
+    assert 'data-pwned="1"' in run_chromium(chromium, run / "no_csp.html", "--dump-dom")  # the check can fail
+
+
+def test_report_screenshot_in_headless_chromium(data_only_run, chromium, tmp_path):
+    shot = tmp_path / "report.png"
+    run_chromium(chromium, data_only_run / "report.html", "--hide-scrollbars", "--window-size=1200,1600",
+                 f"--screenshot={shot}")
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 1600)
+    low, high = image.getextrema()
+    assert high - low > 100  # text and tables drawn, not a blank page
+    dark = sum(1 for p in image.getdata() if p < 128)
+    assert dark > 2000
+
+
+def test_failed_stage_is_recorded_the_rest_goes_on_and_a_rerun_retries_it(tmp_path, tiny_bert, tiny_causal_lm,
+                                                                           monkeypatch, capsys):
+    from safealign.arms import contrastive
+
+    out = tmp_path / "run"
+    audit = ["audit", "--profile", "smoke", "--out", str(out), f"encoder={tiny_bert}", f"policy={tiny_causal_lm}",
+             "arms=[reward_model,contrastive]", "policies=[]", "reward_model.max_train_pairs=16",
+             "contrastive.max_train_pairs=16", "contrastive.knn_train_pairs=20"]
+
+    def broken(cfg):
+        raise RuntimeError("disk <full>")
+
+    monkeypatch.setattr(contrastive, "train", broken)
+    assert main(audit) == 1
+    captured = capsys.readouterr()
+    assert "FAILED train_contrastive: RuntimeError: disk <full>" in captured.err
+    stages = json.loads((out / "stages.json").read_text())
+    assert stages["train_contrastive"]["failed"] == "RuntimeError: disk <full>"
+    assert "Traceback" in stages["train_contrastive"]["traceback"]
+    assert "seconds" in stages["eval_reward_model"]  # the other arm finished
+    report = json.loads((out / "report.json").read_text())
+    assert report["failures"]["train_contrastive"] == "RuntimeError: disk <full>"
+    assert report["failures"]["eval_contrastive"].startswith("not run: it needs train_contrastive")
+    assert report["failures"]["shared_failures"].startswith("not run")
+    assert "reward_model" in report["detectors"] and "contrastive" not in report["detectors"]
+    assert "disk &lt;full&gt;" in (out / "report.html").read_text()
+    reward_metrics = (out / "reward_model" / "metrics.json").read_text()
+
+    monkeypatch.undo()
+    assert main(audit + ["--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ran"] == ["train_contrastive", "eval_contrastive", "shared_failures"] and result["failed"] == {}
+    assert (out / "reward_model" / "metrics.json").read_text() == reward_metrics
+    assert json.loads((out / "report.json").read_text())["failures"] == {}
+
+
+def test_mcnemar_family_pairs_arms_on_shared_items():
+    by_arm = {"a": {"1": {"correct": True, "clean": True}, "2": {"correct": True, "clean": False},
+                    "3": {"correct": False, "clean": True}},
+              "b": {"1": {"correct": False, "clean": True}, "2": {"correct": False, "clean": False},
+                    "3": {"correct": False, "clean": True}, "4": {"correct": True, "clean": True}}}
+    raw, clean = _mcnemar_family(by_arm, ["a", "b", "missing"])
+    assert (raw["items"], raw["a_only_correct"], raw["b_only_correct"]) == (3, 2, 0)
+    assert raw["p_value"] == pytest.approx(0.5)  # 2 * (1/2)^2
+    assert (clean["subset"], clean["items"], clean["a_only_correct"]) == ("clean", 2, 1)
+
+
+def _rate(successes, n):
+    from safealign.eval.stats import rate
+
+    return rate(successes, n).to_dict()
+
+
+def _policy_report(base_harmful: int, arm_harmful: int, p_value: float, arm_over_refusal: float = 0.0) -> dict:
+    def metrics(harmful):
+        return {"held_out_harmful": {"harmful_response_rate": _rate(harmful, 50)}}
+
+    table = {"base": {"held_out_harmful_response_rate": base_harmful / 50, "helpfulness_rate": 0.8,
+                      "over_refusal_rate": 0.0},
+             "dpo": {"held_out_harmful_response_rate": arm_harmful / 50, "helpfulness_rate": 0.7,
+                     "over_refusal_rate": arm_over_refusal}}
+    tests = [{"a": "dpo", "b": "base", "metric": "held_out_harmful_response_rate", "difference": (arm_harmful - base_harmful) / 50,
+              "p_value": p_value, "p_holm": p_value, "significant": p_value < 0.05},
+             {"a": "dpo", "b": "base", "metric": "helpfulness_rate", "difference": -0.1, "p_value": 0.3,
+              "p_holm": 0.3, "significant": False}]
+    return {"detectors": {}, "failures": {}, "significance": {"detectors": [], "curation_ablation": [], "policies": tests},
+            "policies": {"table": table, "metrics": {"base": metrics(base_harmful), "dpo": metrics(arm_harmful)}}}
+
+
+def test_recommendation_follows_the_numbers():
+    halved = recommend(_policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001))
+    assert halved["choice"]["generation"] == "dpo"
+    assert any("use dpo for generation" in line for line in halved["text"])
+    assert any("80.0% [66.9, 88.8] (n=50)" in line and "20.0%" in line for line in halved["text"])
+    same = recommend(_policy_report(base_harmful=40, arm_harmful=38, p_value=0.6))
+    assert any(line.startswith("No arm measurably reduced") for line in same["text"])
+    assert not any("use dpo" in line for line in same["text"])
+    over_refusing = recommend(_policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001, arm_over_refusal=0.3))
+    assert not any("use dpo" in line for line in over_refusing["text"])
+    assert any("over-refusal on benign look-alikes rises +30.0 points" in line for line in over_refusing["text"])
