@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safealign-installed
 ARGS ?=
 
-.PHONY: install audit test test-fast bench
+.PHONY: install audit test test-fast bench chromium
 
 install: $(STAMP)
 
@@ -22,8 +22,16 @@ $(STAMP): pyproject.toml
 audit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/safealign audit $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+# The report tests render report.html in headless Chromium (Debian's package). Installed when missing and
+# root; otherwise those tests are skipped (outside CI) with a note.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed (apt-get install chromium): the report's browser tests will be skipped"; fi; }
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -m "not slow" $(ARGS)

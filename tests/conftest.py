@@ -110,3 +110,47 @@ def run_chromium(chromium: str, page, *flags: str, timeout: int = 90) -> str:
                               capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+NO_NETWORK = '''
+import os, socket
+_LOG = os.environ["SAFEALIGN_NETWORK_LOG"]
+def _blocked(*args, **kwargs):
+    with open(_LOG, "a") as log:
+        log.write(repr(args[:2]) + "\\n")
+    raise OSError("network blocked by the SafeAlign test")
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+def _guard(method):
+    def guarded(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _blocked("connect", address)
+        return method(self, address)
+    return guarded
+socket.socket.connect, socket.socket.connect_ex = _guard(_connect), _guard(_connect_ex)
+socket.getaddrinfo = lambda *a, **k: _blocked("getaddrinfo", *a[:1])
+socket.create_connection = lambda *a, **k: _blocked("create_connection", *a[:1])
+'''
+
+
+def offline_env(folder: Path) -> dict:
+    """An environment whose Python processes cannot open an internet socket (each attempt is logged)."""
+    import os
+
+    (folder / "sitecustomize.py").write_text(NO_NETWORK)
+    return os.environ | {"PYTHONPATH": str(folder), "SAFEALIGN_NETWORK_LOG": str(folder / "network.log"),
+                         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="session")
+def smoke_reference(tmp_path_factory):
+    """One uninterrupted smoke audit with the real small models, run with every internet socket blocked."""
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp("smoke")
+    env = offline_env(folder)
+    out = folder / "run"
+    done = subprocess.run([sys.executable, "-m", "safealign.cli", "audit", "--profile", "smoke", "--out", str(out)],
+                          env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"out": out, "stdout": done.stdout, "env": env, "network_log": folder / "network.log"}

@@ -135,8 +135,10 @@ def test_bad_arm_configs():
 
 
 @pytest.mark.slow
-def test_accelerate_launch_two_cpu_processes_trains_the_reward_model(tiny_bert, prepared_sample, tmp_path):
-    """DDP on CPU (gloo): `accelerate launch --multi_gpu --num_processes 2` runs the arm unchanged.
+@pytest.mark.parametrize("arm", ["reward_model", "dpo"])
+def test_accelerate_launch_two_cpu_processes_trains_the_arm_unchanged(arm, tiny_bert, tiny_causal_lm, prepared_sample,
+                                                                     tmp_path):
+    """DDP on CPU (gloo): `accelerate launch` with the shipped configs/accelerate/ddp.yaml runs the arm unchanged.
 
     On a machine without GPUs, accelerate's torchrun path gives two gloo processes and the arm's Trainer
     sees MULTI_CPU with world size 2. (`--cpu --num_processes 2` is not that: accelerate 1.x hands a
@@ -145,11 +147,13 @@ def test_accelerate_launch_two_cpu_processes_trains_the_reward_model(tiny_bert, 
     import os
     import subprocess
     import sys
+    from importlib import resources
 
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "-m", "safealign.cli", "train", "reward_model", f"model={tiny_bert}", f"data={prepared_sample}",
+    config = resources.files("safealign") / "configs" / "accelerate" / "ddp.yaml"
+    model = tiny_bert if arm == "reward_model" else tiny_causal_lm
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
+               "-m", "safealign.cli", "train", arm, f"model={model}", f"data={prepared_sample}",
                f"out={out}", "max_train_pairs=32", "batch_size=4", "save_steps=100"]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=600,
                           env=os.environ | {"SAFEALIGN_QUIET": "1", "OMP_NUM_THREADS": "1"})

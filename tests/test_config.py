@@ -76,8 +76,22 @@ def test_every_yaml_in_the_repo_is_a_loadable_config():
             load_config(AuditConfig, path)
         elif path.parent.name == "arms":
             load_config((DISCRIMINATIVE | GENERATIVE)[path.stem.removesuffix("_paper")].CONFIG, path)
+        elif path.parent.name == "accelerate":
+            _check_accelerate_config(path)
         else:
             pytest.fail(f"{path}: a shipped config that no test knows how to load")
+
+
+def _check_accelerate_config(path):
+    """An accelerate config: parsed by accelerate's own loader, with the fields its launcher needs."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    assert config.distributed_type in ("MULTI_GPU", "DEEPSPEED", "FSDP") and config.num_processes >= 2
+    if config.distributed_type == "DEEPSPEED":
+        assert config.deepspeed_config["zero_stage"] in (2, 3)
+    if config.distributed_type == "FSDP":
+        assert config.fsdp_config["fsdp_sharding_strategy"] == "FULL_SHARD"
 
 
 @settings(max_examples=300, deadline=None)

@@ -34,6 +34,7 @@ from safealign.data.stats import data_stats
 from safealign.data.taxonomy import load_taxonomy
 from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
+from safealign.models import load_options, tokenizer_options
 
 PROFILES = ("offline", "smoke", "paper")
 DISCRIMINATIVE = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive,
@@ -342,8 +343,8 @@ def load_models(models: dict[str, str]) -> dict:
         folder = resolve(name)
         with status(f"loading {role} model {name}"):
             start = time.perf_counter()
-            model = (AutoModelForCausalLM if role == "policy" else AutoModel).from_pretrained(folder)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = (AutoModelForCausalLM if role == "policy" else AutoModel).from_pretrained(folder, **load_options())
+            tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
         loaded[role] = {"name": name, "resolved": folder, "class": type(model).__name__,
                         "parameters": sum(p.numel() for p in model.parameters()),
                         "vocab_size": len(tokenizer), "load_seconds": round(time.perf_counter() - start, 2)}

@@ -5,7 +5,7 @@
   as a normal safetensors folder under $SAFEALIGN_CACHE (default ~/.cache/safealign). The conversion runs
   under a file lock into a temporary folder that is renamed into place, so two processes resolving at
   once convert once and never see half a folder; later resolves only check a marker file;
-- an existing local path: returned as it is;
+- an existing local path: returned as it is, once it is seen to hold safetensors weights;
 - anything else is a hub id: returned as it is when the hub is reachable or the id is in the local HF
   cache; otherwise one line says what to install or pass instead, at once, without a long time-out.
 """
@@ -50,6 +50,32 @@ OFFLINE_HINT = ("offline models: " + ", ".join(OFFLINE_MODELS) + " (see `safeali
                 "or pass a local model folder")
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def load_options() -> dict:
+    """Keyword arguments for every `from_pretrained`: no code from the model's folder, safetensors weights only.
+
+    SAFEALIGN_TRUST_REMOTE_CODE=1 and SAFEALIGN_ALLOW_PICKLE=1 lift them, for users who trust their model.
+    """
+    return {"trust_remote_code": os.environ.get("SAFEALIGN_TRUST_REMOTE_CODE") == "1",
+            "use_safetensors": None if os.environ.get("SAFEALIGN_ALLOW_PICKLE") == "1" else True}
+
+
+def tokenizer_options() -> dict:
+    return {"trust_remote_code": load_options()["trust_remote_code"]}
+
+
+def check_weights(folder: Path) -> None:
+    """One clear error, before any work, for a local model folder whose weights are pickles (they can run code)."""
+    if os.environ.get("SAFEALIGN_ALLOW_PICKLE") == "1" or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.name != "training_args.bin")
+    if pickles:
+        raise SafeAlignError(f"{folder}: the weights are pickle files ({', '.join(pickles[:3])}), which can run code "
+                             "when loaded; convert them to safetensors, or set SAFEALIGN_ALLOW_PICKLE=1 if you trust them")
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("SAFEALIGN_CACHE", Path.home() / ".cache" / "safealign"))
 
@@ -69,6 +95,7 @@ def resolve(name: str) -> str:
     if name == "smollm2-135m-instruct":
         return str(_smollm2_folder())
     if Path(name).expanduser().exists():
+        check_weights(Path(name).expanduser())
         return str(Path(name).expanduser())
     if _in_hf_cache(name):
         return name

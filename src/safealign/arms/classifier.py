@@ -22,7 +22,7 @@ from safealign.arms.common import (ArmConfig, MODEL_DIR, encode, finish_run, is_
                                    read_run, score_sequences, start_run, training_arguments)
 from safealign.eval.metrics import binary_metrics
 from safealign.io import save_figure_atomic, write_json_atomic, write_jsonl_atomic
-from safealign.models import resolve
+from safealign.models import load_options, resolve, tokenizer_options
 
 ARM = "classifier"
 STAGES = ("raw", "filtered", "filtered_scaled", "intent_aware")
@@ -91,13 +91,13 @@ def train_stage(cfg: ClassifierConfig, stage_dir: Path, prepared: Path, stage: s
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     folder = resolve(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     pairs = stage_pairs(prepared, stage, cfg)
     dataset = Dataset.from_list(cases(tokenizer, pairs, cfg, with_context=stage == "intent_aware"))
     set_seed(cfg.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2, **load_options())
     model.config.pad_token_id = tokenizer.pad_token_id
     trainer = Trainer(model=model, args=training_arguments(TrainingArguments, cfg, stage_dir),
                       train_dataset=dataset, data_collator=ClassifierCollator(tokenizer.pad_token_id))
@@ -120,8 +120,8 @@ def evaluate(run_dir: Path) -> dict:
     metrics, predictions = {"arm": arm, "task": "binary safe/unsafe per response", "stages": {}}, []
     for stage in cfg.stages:
         stage_dir = run_dir / "stages" / stage
-        tokenizer = AutoTokenizer.from_pretrained(stage_dir / MODEL_DIR)
-        model = AutoModelForSequenceClassification.from_pretrained(stage_dir / MODEL_DIR)
+        tokenizer = AutoTokenizer.from_pretrained(stage_dir / MODEL_DIR, **tokenizer_options())
+        model = AutoModelForSequenceClassification.from_pretrained(stage_dir / MODEL_DIR, **load_options())
         rows = cases(tokenizer, test, cfg, with_context=stage == "intent_aware")
         logits = score_sequences(model, [r["input_ids"] for r in rows], tokenizer.pad_token_id, cfg.eval_batch_size)
         unsafe_prob = logits.softmax(-1)[:, 1].tolist()

@@ -18,7 +18,7 @@ from safealign.arms.common import (ArmConfig, finish_run, is_trained, labelled_d
                                    load_split, pad_batch, quiet_transformers, start_run, training_arguments)
 from safealign.arms.reward_model import load_scorer, preference_rows
 from safealign.losses import cost_loss
-from safealign.models import resolve
+from safealign.models import load_options, resolve, tokenizer_options
 
 ARM = "cost_model"
 SIGN = {"unsafe": 1, "safe": -1, "unknown": 0}
@@ -71,7 +71,7 @@ def train(cfg: CostModelConfig) -> Path:
 
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     folder = resolve(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     pairs = load_split(prepared, "train")[: cfg.max_train_pairs]
     dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg))
     set_seed(cfg.seed)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from safealign.arms.common import ArmConfig
 from safealign.errors import SafeAlignError
+from safealign.models import load_options, tokenizer_options
 
 
 @dataclass
@@ -68,7 +69,7 @@ def load_policy(name_or_folder: str, cfg: PolicyConfig):
     from safealign.models import resolve
 
     folder = resolve(name_or_folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     kwargs = {}
@@ -80,7 +81,7 @@ def load_policy(name_or_folder: str, cfg: PolicyConfig):
             raise SafeAlignError("load_in_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use lora=true alone")
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs, **load_options())
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from safealign.arms.common import (ArmConfig, encode, finish_run, is_trained, labelled_data, last_checkpoint,
                                    load_split, quiet_transformers, start_run, training_arguments)
-from safealign.models import resolve
+from safealign.models import load_options, resolve, tokenizer_options
 
 ARM = "reward_model"
 
@@ -44,7 +44,7 @@ def train(cfg: RewardModelConfig) -> Path:
 
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     folder = resolve(cfg.model)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     pairs = load_split(prepared, "train")[: cfg.max_train_pairs]
     dataset = Dataset.from_list(preference_rows(tokenizer, pairs, cfg))
     set_seed(cfg.seed)  # the new score head is drawn from this seed
@@ -64,7 +64,7 @@ def load_scorer(folder: str, tokenizer):
 
     if tokenizer.pad_token is None:  # decoder tokenizers: pad with eos, read the score at the last token
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, **load_options())
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
 

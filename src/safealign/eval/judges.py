@@ -11,6 +11,7 @@ from pathlib import Path
 
 from safealign.data.prompts import Prompt
 from safealign.refusal import is_refusal
+from safealign.models import load_options, tokenizer_options
 
 
 class RefusalJudge:
@@ -35,8 +36,8 @@ class RunJudge:
             raise ValueError(f"{run_dir}: a judge is a reward_model or cost_model run, not {self.name}")
         _, self.cfg = read_run(self.run_dir, DISCRIMINATIVE[self.name].CONFIG)
         self.higher_is_better = self.name == "reward_model"
-        self.tokenizer = AutoTokenizer.from_pretrained(self.run_dir / MODEL_DIR)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.run_dir / MODEL_DIR)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.run_dir / MODEL_DIR, **tokenizer_options())
+        self.model = AutoModelForSequenceClassification.from_pretrained(self.run_dir / MODEL_DIR, **load_options())
 
     def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
         from safealign.arms.common import encode, score_sequences
@@ -60,8 +61,8 @@ class HubRewardJudge:
 
         folder = resolve(name)
         self.name, self.batch_size = name, batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder).eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
+        self.model = AutoModelForSequenceClassification.from_pretrained(folder, **load_options()).eval()
 
     def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
         import torch

@@ -29,6 +29,7 @@ from safealign.eval.generate import generate_batched
 from safealign.eval.metrics import combined_alignment_score, harmlessness_rate, helpfulness_rate
 from safealign.eval.stats import rate
 from safealign.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from safealign.models import load_options, tokenizer_options
 
 
 @dataclass
@@ -86,10 +87,10 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     run_dir = Path(run_dir)
     arm, _ = read_run(run_dir)
     folder = policy_folder(run_dir)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, **load_options())
     sets = build_prompt_sets(read_splits(cfg.data))
     prompts = [p for name in cfg.sets for p in sets[name][: cfg.per_set_limit]]
     responses = generate_batched(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, cfg.max_prompt_tokens)
