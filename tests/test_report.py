@@ -156,3 +156,12 @@ def test_recommendation_follows_the_numbers():
     over_refusing = recommend(_policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001, arm_over_refusal=0.3))
     assert not any("use dpo" in line for line in over_refusing["text"])
     assert any("over-refusal on benign look-alikes rises +30.0 points" in line for line in over_refusing["text"])
+
+
+def test_a_judge_no_better_than_chance_is_called_out():
+    report = _policy_report(base_harmful=40, arm_harmful=38, p_value=0.6)
+    report["judge_agreement"] = {"reward_model": {"sets": {"harmful": {"check_kappa": 0.41},
+                                                           "helpful": {"check_kappa": 0.0}}}}
+    text = recommend(report)["text"]
+    caveats = [line for line in text if line.startswith("Caveat")]
+    assert len(caveats) == 1 and "κ=0.00" in caveats[0] and "Helpfulness Rate" in caveats[0]

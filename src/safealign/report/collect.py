@@ -284,10 +284,24 @@ def recommend(report: dict) -> dict:
                 f" (McNemar p={test['p_value']:.3g}, Holm p={test['p_holm']:.3g})." if test else ".")
         lines.append(line)
     lines += _recommend_policy(report, choice)
+    lines += _judge_caveats(report)
     if report["failures"]:
         lines.append("Some stages failed or did not run (" + ", ".join(sorted(report["failures"])) +
                      "): the recommendation covers only the arms that finished.")
     return {"choice": choice, "text": lines}
+
+
+def _judge_caveats(report: dict) -> list[str]:
+    """Say so when a rate's judge agrees with the study's judge no better than chance (Cohen's κ <= 0.05)."""
+    agreement = (report.get("judge_agreement") or {}).get("reward_model")
+    if not agreement or not report["policies"]:
+        return []
+    weak = {name: s["check_kappa"] for name, s in agreement["sets"].items() if s["check_kappa"] <= 0.05}
+    rates = {"harmful": "Harmlessness Rate", "helpful": "Helpfulness Rate"}
+    return [f"Caveat: on the study's {name} responses our reward judge agrees with the study's deberta judge no better "
+            f"than chance (Cohen's κ={kappa:.2f} on the check half), so the {rates.get(name, name)} and CAS above carry "
+            f"no information about {rates.get(name, name).split()[0].lower()}; read the cost-model rates instead."
+            for name, kappa in weak.items()]
 
 
 def _recommend_policy(report: dict, choice: dict) -> list[str]:
