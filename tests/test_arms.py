@@ -162,3 +162,17 @@ def test_accelerate_launch_two_cpu_processes_trains_the_arm_unchanged(arm, tiny_
     log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
     # 32 pairs, 2 processes x 4 pairs per step: 4 optimiser steps, not the 8 of a single process
     assert max(row.get("step", 0) for row in log) == 4
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_removed_and_the_one_before_used(tmp_path):
+    checkpoints = tmp_path / common.CHECKPOINTS
+    for step, state in ((2, '{"global_step": 2}'), (4, None), (6, '{"global_st')):
+        folder = checkpoints / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"")
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert common.last_checkpoint(tmp_path) == str(checkpoints / "checkpoint-2")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]
+    (checkpoints / "checkpoint-2" / "trainer_state.json").unlink()
+    assert common.last_checkpoint(tmp_path) is None

@@ -64,16 +64,17 @@ def _comparable(out):
     return json.loads(json.dumps(report).replace(str(out), "<run>"))
 
 
-def _kill_when(command, env, condition, timeout=900) -> bool:
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + timeout
-    while proc.poll() is None and time.time() < deadline:
-        if condition():
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return True
-        time.sleep(0.05)
-    proc.kill()
+def _kill_when(command, env, condition, log, timeout=900) -> bool:
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.time() + timeout
+        while proc.poll() is None and time.time() < deadline:
+            if condition():
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.05)
+        proc.kill()
     return False
 
 
@@ -105,7 +106,9 @@ def test_kill_9_at_several_points_then_a_rerun_gives_the_same_report(smoke_refer
         "writing the report": after("policy_comparison"),
     }
     for point, condition in kill_points.items():
-        assert _kill_when(command, env, condition), f"the audit finished before the kill point: {point}"
+        log = tmp_path / "stderr.log"
+        assert _kill_when(command, env, condition, log), (f"the audit finished before the kill point: {point}\n"
+                                                         + log.read_text()[-3000:])
         for path in out.rglob("*.json"):  # every file is whole: written to a temp file, then renamed
             json.loads(path.read_text())
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1200)

@@ -92,8 +92,17 @@ def is_trained(run_dir: Path) -> bool:
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    checkpoints = sorted((run_dir / CHECKPOINTS).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return str(checkpoints[-1]) if checkpoints else None
+    """The newest complete checkpoint. The HF Trainer writes a checkpoint's files in place and its
+    trainer_state.json last, so one without a readable trainer_state.json was cut short (kill -9 while
+    saving): it is removed, and the one before it is used."""
+    checkpoints = sorted((run_dir / CHECKPOINTS).glob("checkpoint-*"), key=lambda p: -int(p.name.split("-")[1]))
+    for path in checkpoints:
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            return str(path)
+        except (OSError, ValueError):
+            shutil.rmtree(path, ignore_errors=True)
+    return None
 
 
 def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None, save=None):

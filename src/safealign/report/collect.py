@@ -300,7 +300,10 @@ def _judge_caveats(report: dict) -> list[str]:
     rates = {"harmful": "Harmlessness Rate", "helpful": "Helpfulness Rate"}
     return [f"Caveat: on the study's {name} responses our reward judge agrees with the study's deberta judge no better "
             f"than chance (Cohen's κ={kappa:.2f} on the check half), so the {rates.get(name, name)} and CAS above carry "
-            f"no information about {rates.get(name, name).split()[0].lower()}; read the cost-model rates instead."
+            f"no information about {rates.get(name, name).split()[0].lower()}"
+            + ("; the cost-model rates are the harm measure to read." if name == "harmful" else
+               "; offline there is no helpful-base data to train a helpfulness judge on, so use a hub judge "
+               "(policy_eval.hub_judge) to measure it.")
             for name, kappa in weak.items()]
 
 
