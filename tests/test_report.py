@@ -149,7 +149,7 @@ def test_recommendation_follows_the_numbers():
     halved = recommend(_policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001))
     assert halved["choice"]["generation"] == "dpo"
     assert any("use dpo for generation" in line for line in halved["text"])
-    assert any("80.0% [66.9, 88.8] (n=50)" in line and "20.0%" in line for line in halved["text"])
+    assert any("80.0% [67.0, 88.8] (n=50)" in line and "20.0%" in line for line in halved["text"])
     same = recommend(_policy_report(base_harmful=40, arm_harmful=38, p_value=0.6))
     assert any(line.startswith("No arm measurably reduced") for line in same["text"])
     assert not any("use dpo" in line for line in same["text"])
