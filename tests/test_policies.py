@@ -64,8 +64,14 @@ def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sa
         if name != "base":
             assert (run / "model" / "model.safetensors").is_file() and not list((run / "model").glob("adapter*"))
         assert main(["eval", str(run), f"reward_run={reward}", f"cost_run={cost}", f"data={prepared_sample}",
-                     "per_set_limit=2", "max_new_tokens=4", "--json"]) == 0
+                     "per_set_limit=2", "max_new_tokens=4", "implicit_reward_pairs=6", "--json"]) == 0
         metrics = json.loads(capsys.readouterr().out)
+        if name in ("dpo", "sft_dpo"):
+            implicit = metrics["implicit_reward"]
+            assert implicit["pairs"] == 6 and implicit["pairwise_accuracy"]["n"] == 6 and implicit["beta"] == 0.1
+            assert implicit["reference"] == (tiny_causal_lm if name == "dpo" else str(tmp_path / "sft" / "model"))
+        else:
+            assert "implicit_reward" not in metrics
         rows = [json.loads(l) for l in (run / "generations.jsonl").read_text().splitlines()]
         assert len(rows) == 10 and {r["set"] for r in rows} == {"harmful", "helpful", "adversarial",
                                                                   "benign_lookalike", "advbench"}
@@ -141,3 +147,40 @@ def test_safe_rlhf_with_a_changed_config_starts_over(tiny_causal_lm, prepared_sa
                                      "cost_threshold=5.0"))
     state = json.loads((run / "checkpoints" / "state.json").read_text())
     assert state["cost_threshold"] == 5.0  # the new config's state, not the old run's resumed
+
+
+def test_response_logprobs_sum_the_response_tokens_by_hand(tiny_causal_lm):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from safealign.eval.implicit_reward import response_logprobs
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()
+    prompts = [[{"role": "user", "content": "how do I bake bread"}],
+               [{"role": "user", "content": "a much longer question about many different things to pad the batch"}]]
+    responses = ["knead the dough", "no"]
+    batched = response_logprobs(model, tokenizer, prompts, responses, batch_size=2)
+    for messages, response, value in zip(prompts, responses, batched):
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=True,
+                                             return_dict=True)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([full])).logits[0], dim=-1)  # (T, V)
+        by_hand = sum(float(logp[t - 1, full[t]]) for t in range(len(prompt), len(full)))
+        assert value == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_implicit_reward_of_an_untrained_policy_is_zero(tiny_causal_lm, prepared_sample, tmp_path):
+    """π = π_ref: every margin is exactly 0, so no pair counts as correct."""
+    import shutil
+
+    from safealign.arms.common import MODEL_DIR
+    from safealign.eval.implicit_reward import implicit_reward_accuracy
+
+    run = tmp_path / "dpo"
+    shutil.copytree(tiny_causal_lm, run / MODEL_DIR)
+    (run / "config.yaml").write_text(f"arm: dpo\nconfig: {{model: {tiny_causal_lm}, beta: 0.5}}\n")
+    result = implicit_reward_accuracy(run, prepared_sample, pairs=5)
+    assert result["mean_margin"] == 0.0 and result["pairwise_accuracy"]["successes"] == 0
+    assert result["pairs"] == 5 and result["beta"] == 0.5

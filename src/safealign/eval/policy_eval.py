@@ -9,7 +9,8 @@ judge's score, refusal) and `metrics.json`:
   CAS = their mean. Judge and thresholds: the study's deberta with -3 / -2 when given by id; offline, our
   reward model with the thresholds calibrated against the study's judge (eval/judge_agreement.py);
 - over-refusal: refusal rate on benign_lookalike;
-- held-out harmful: the harmful prompts whose context is not in the train/dev split, and AdvBench.
+- held-out harmful: the harmful prompts whose context is not in the train/dev split, and AdvBench;
+- dpo / sft_dpo: the implicit reward's pairwise accuracy on test pairs (eval/implicit_reward.py).
 
 A base policy is evaluated through a run directory made by `base_run(name, out)`.
 """
@@ -43,6 +44,9 @@ class PolicyEvalConfig:
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call"})
     max_prompt_tokens: int = field(default=384, metadata={
         "help": "chat-templated prompt cut from the left to this many tokens (the last turns are kept)"})
+    implicit_reward_pairs: int | None = field(default=64, metadata={
+        "help": "dpo / sft_dpo runs: test pairs on which to measure the implicit reward's pairwise accuracy "
+                "(0 skips it, null takes every test pair)"})
     agreement: str = field(default="", metadata={
         "help": "a judge_agreement.json whose reward_model thresholds to use (the audit's); empty: compute them"})
     per_set_limit: int | None = field(default=None, metadata={"help": "at most this many prompts per set"})
@@ -103,6 +107,10 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
             | {name: round(scores[name][i], 5) for name in judges} for i, (p, r) in enumerate(zip(prompts, responses))]
     thresholds = _thresholds(cfg, judges, judge_agreement)
     metrics = {"arm": arm, "policy": folder, "max_new_tokens": cfg.max_new_tokens} | policy_metrics(rows, thresholds)
+    if arm in ("dpo", "sft_dpo") and cfg.implicit_reward_pairs != 0:
+        from safealign.eval.implicit_reward import implicit_reward_accuracy
+
+        metrics["implicit_reward"] = implicit_reward_accuracy(run_dir, cfg.data, cfg.implicit_reward_pairs or 10**9)
     write_jsonl_atomic(run_dir / "generations.jsonl", rows)
     write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics

@@ -286,11 +286,12 @@ def _policy_section(report: dict, figures: dict) -> str:
                      _num(row["combined_alignment_score"]), _num(gain.get("combined_alignment_score"), 3),
                      _pct(m.get("held_out_harmful", {}).get("harmful_response_rate")),
                      _pct(m["sets"].get("harmful", {}).get("refusal_rate")), _pct(m.get("over_refusal_rate")),
-                     _num(elo.get(name), 0)])
+                     _num(elo.get(name), 0), _pct(m.get("implicit_reward", {}).get("pairwise_accuracy"))])
     thresholds = next(iter(metrics.values()))["thresholds"]
     return ("<h2>Policies (OPT-350M study Tables 1 and 2)</h2>" +
             _table(["policy", "HmR", "HpR", "CAS", "CAS gain over base", "harmful responses, held-out harmful "
-                    "(cost judge)", "refusal, harmful", "over-refusal, benign look-alikes", "Elo"], rows) +
+                    "(cost judge)", "refusal, harmful", "over-refusal, benign look-alikes", "Elo",
+                    "DPO implicit-reward accuracy, test pairs"], rows) +
             f"<p class='small'>HmR/HpR judge: {_e(thresholds['judge'])} (harmless &gt; {_num(thresholds['harmless'])}, "
             f"helpful &gt; {_num(thresholds['helpful'])}; {_e(thresholds.get('source'))}); cost threshold "
             f"{_num(thresholds['cost'])}; Elo: {_e(policies.get('elo_judge'))}, {_e(policies.get('elo_matches'))} "

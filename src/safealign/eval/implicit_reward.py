@@ -1,0 +1,81 @@
+"""DPO's implicit reward on held-out preference pairs: does the trained policy prefer the chosen response?
+
+    r(x, y) = β · (log π(y|x) − log π_ref(y|x))        (Rafailov et al., 2023)
+
+A test pair counts as correct when r(x, y_chosen) > r(x, y_rejected). π is the run's merged model and π_ref
+the policy it started from (the base for dpo, the sft model for sft_dpo: `model` in the run's config);
+prompts and responses are cut exactly as in training. Log-probabilities are summed over response tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safealign.arms.common import MODEL_DIR, load_split, read_run
+from safealign.eval.stats import rate
+from safealign.models import load_options, resolve, tokenizer_options
+
+
+def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: list[str], batch_size: int = 8):
+    """log π(response | prompt) summed over the response's tokens, one per (prompt, response)."""
+    import torch
+
+    rows = []
+    for messages, response in zip(prompts, responses):
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+        full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}],
+                                             tokenize=True, return_dict=True)["input_ids"]
+        rows.append((full, len(prompt)))
+    out = [0.0] * len(rows)
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            index = order[start: start + batch_size]
+            width = max(len(rows[i][0]) for i in index)
+            ids = torch.full((len(index), width), pad, dtype=torch.long)  # (B, T), right-padded
+            scored = torch.zeros((len(index), width - 1), dtype=torch.bool)  # which next-token positions count
+            for row, i in enumerate(index):
+                full, prompt_length = rows[i]
+                ids[row, : len(full)] = torch.tensor(full)
+                scored[row, prompt_length - 1: len(full) - 1] = True
+            mask = (torch.arange(width)[None, :] < torch.tensor([len(rows[i][0]) for i in index])[:, None]).long()
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
+            token_logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
+            for row, i in enumerate(index):
+                out[i] = float(token_logp[row][scored[row]].sum())
+    return out
+
+
+def implicit_reward_accuracy(run_dir: str | Path, data: str | Path, pairs: int, batch_size: int = 8) -> dict:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from safealign.arms.dpo import DPOArmConfig
+    from safealign.arms.policy import response_text, trim_context
+
+    run_dir = Path(run_dir)
+    _, cfg = read_run(run_dir, DPOArmConfig) if read_run(run_dir)[0] == "dpo" else _sft_dpo_config(run_dir)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / MODEL_DIR, **tokenizer_options())
+    test = load_split(Path(data), "test")[:pairs]
+    prompts = [trim_context(tokenizer, pair.context, cfg.max_prompt_tokens) for pair, _ in test]
+    chosen = [response_text(tokenizer, pair.chosen, cfg.max_response_tokens) for pair, _ in test]
+    rejected = [response_text(tokenizer, pair.rejected, cfg.max_response_tokens) for pair, _ in test]
+    logps = {}
+    for role, folder in (("policy", run_dir / MODEL_DIR), ("reference", resolve(cfg.model))):
+        model = AutoModelForCausalLM.from_pretrained(folder, **load_options())
+        logps[role] = response_logprobs(model, tokenizer, prompts + prompts, chosen + rejected, batch_size)
+        del model
+    n = len(test)
+    ratio = [p - r for p, r in zip(logps["policy"], logps["reference"])]  # log π/π_ref, chosen then rejected
+    margins = [cfg.beta * (ratio[i] - ratio[n + i]) for i in range(n)]
+    return {"pairs": n, "beta": cfg.beta, "reference": cfg.model,
+            "pairwise_accuracy": rate(sum(m > 0 for m in margins), n).to_dict(),
+            "mean_margin": round(sum(margins) / n, 5) if n else None}
+
+
+def _sft_dpo_config(run_dir: Path):
+    from safealign.arms.sft_dpo import SFTDPOConfig
+
+    return read_run(run_dir, SFTDPOConfig)
