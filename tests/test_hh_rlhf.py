@@ -132,3 +132,16 @@ def test_fuzz_well_formed_dialogues_round_trip(turns, chosen, rejected):
     pair = parse_pair(hh_row(context, chosen, rejected), "f", 1)
     assert [t["content"] for t in pair.context] == [t.strip() for t in context]
     assert (pair.chosen, pair.rejected) == (chosen.strip(), rejected.strip())
+
+
+def test_a_huge_line_is_one_clear_error_and_is_never_held_whole(write_jsonl, tmp_path, monkeypatch):
+    from safealign.data import hh_rlhf
+
+    monkeypatch.setattr(hh_rlhf, "MAX_LINE_BYTES", 1024)  # the real limit is 4 MiB; the logic is the same
+    good = json.dumps(hh_row(["q"], "a", "b"))
+    path = tmp_path / "huge.jsonl"
+    path.write_text(good + "\n" + '{"chosen": "' + "x" * 5000 + '"}\n' + good + "\n")
+    with pytest.raises(BadInputError, match=r"huge.jsonl line 2: line longer than 1,024 bytes"):
+        load_pairs(str(path))
+    loaded = load_pairs(str(path), skip_bad=True)
+    assert len(loaded.pairs) == 2 and [e.line for e in loaded.bad] == [2]  # line numbers stay right after it

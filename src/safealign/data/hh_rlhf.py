@@ -170,10 +170,29 @@ def _open_bytes(path: Path):
     return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
 
 
+MAX_LINE_BYTES = 4 * 2**20  # an HH-RLHF row is a few KiB; a longer line is not a dialogue
+
+
+def _bounded_lines(f):
+    """(line number, bytes), or (line number, None) for a line over MAX_LINE_BYTES, read without holding it."""
+    line_no = 0
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        line_no += 1
+        if len(raw) > MAX_LINE_BYTES:
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            yield line_no, None
+        else:
+            yield line_no, raw
+
+
 def _read_jsonl(path: Path):
     try:
         with _open_bytes(path) as f:
-            for line_no, raw in enumerate(f, start=1):
+            for line_no, raw in _bounded_lines(f):
+                if raw is None:
+                    yield str(path), line_no, BadInputError(path, line_no, f"line longer than {MAX_LINE_BYTES:,} bytes")
+                    continue
                 if not raw.strip():
                     continue
                 yield str(path), line_no, _decode_json_line(raw, path, line_no)

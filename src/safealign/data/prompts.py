@@ -108,10 +108,15 @@ def load_prompt_file(path: str | Path, set_name: str, drop_trailing_assistant: b
     return prompts
 
 
+MAX_PROMPT_CHARS = 1_000_000  # a prompt is a dialogue, not a book
+
+
 def _jsonl_records(text: str, path: Path):
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_PROMPT_CHARS:
+            raise BadInputError(path, line_no, f"line longer than {MAX_PROMPT_CHARS:,} characters")
         try:
             row = json.loads(line)
         except json.JSONDecodeError as e:
