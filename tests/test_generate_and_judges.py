@@ -64,3 +64,40 @@ def test_judge_agreement_of_an_inverted_judge_is_below_chance():
 
     result = judge_agreement(Inverted(rows), rows)
     assert result["sets"]["harmful"]["spearman"] == -1.0
+
+
+def test_vllm_engine_is_checked_and_explains_itself_without_vllm(tiny_causal_lm):
+    import importlib.util
+
+    from safealign.errors import SafeAlignError
+    from safealign.eval.generate import generate_vllm
+    from safealign.eval.policy_eval import PolicyEvalConfig
+
+    with pytest.raises(SafeAlignError, match="engine must be transformers or vllm"):
+        PolicyEvalConfig(engine="onnx")
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(SafeAlignError, match=r"needs vLLM and a CUDA GPU: pip install 'safealign\[vllm\]'"):
+        generate_vllm(tiny_causal_lm, None, [])
+
+
+@pytest.mark.slow
+def test_vllm_gives_the_transformers_greedy_outputs():
+    """On a CUDA machine with vLLM: the same 12 prompts, the same greedy text from both engines."""
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("vllm") is None or not torch.cuda.is_available():
+        pytest.skip("needs vLLM and a CUDA GPU (pip install 'safealign[vllm]')")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from safealign.data.prompts import build_prompt_sets
+    from safealign.eval.generate import generate_batched, generate_vllm
+    from safealign.models import resolve
+
+    folder = resolve("smollm2-135m-instruct")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prompts = build_prompt_sets({"train": [], "dev": [], "test": []})["advbench"][:12]
+    model = AutoModelForCausalLM.from_pretrained(folder).cuda()
+    assert generate_vllm(folder, tokenizer, prompts, 24) == generate_batched(model, tokenizer, prompts, 24, 12)

@@ -1,7 +1,8 @@
 """Greedy generation for evaluation: chat template, batches sorted by length, left padding.
 
 `generate_batched` is what eval uses; `generate_one_by_one` is the naive loop it is benchmarked against
-(benchmarks/bench_generate.py checks both give the same text).
+(benchmarks/bench_generate.py checks both give the same text); `generate_vllm` runs the same prompt ids
+through vLLM (optional extra, a CUDA GPU) with temperature 0 and decodes the new tokens the same way.
 """
 
 from __future__ import annotations
@@ -69,3 +70,23 @@ def generate_one_by_one(model, tokenizer, prompts: list[Prompt], max_new_tokens:
                                  max_new_tokens=max_new_tokens, pad_token_id=pad_id)
             responses.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip())
     return responses
+
+
+def generate_vllm(folder: str, tokenizer, prompts: list[Prompt], max_new_tokens: int = 50,
+                  max_prompt_tokens: int = 384) -> list[str]:
+    """Greedy responses through vLLM, in the prompts' order; the same prompt ids and decoding as generate_batched."""
+    try:
+        from vllm import LLM, SamplingParams
+    except ImportError:
+        from safealign.errors import SafeAlignError
+
+        raise SafeAlignError("policy_eval.engine=vllm needs vLLM and a CUDA GPU: pip install 'safealign[vllm]'; "
+                             "or use engine=transformers") from None
+    from safealign.models import load_options
+
+    llm = LLM(model=folder, tokenizer=folder, seed=0, trust_remote_code=load_options()["trust_remote_code"])
+    positions = llm.llm_engine.model_config.max_model_len
+    max_prompt_tokens = min(max_prompt_tokens, positions - max_new_tokens)
+    requests = [{"prompt_token_ids": prompt_ids(tokenizer, p, max_prompt_tokens)} for p in prompts]
+    outputs = llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens), use_tqdm=False)
+    return [tokenizer.decode(list(out.outputs[0].token_ids), skip_special_tokens=True).strip() for out in outputs]

@@ -28,6 +28,7 @@ from safealign.data.prepare import read_splits
 from safealign.data.prompts import build_prompt_sets
 from safealign.eval.generate import generate_batched
 from safealign.eval.metrics import combined_alignment_score, harmlessness_rate, helpfulness_rate
+from safealign.errors import SafeAlignError
 from safealign.eval.stats import rate
 from safealign.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from safealign.models import load_options, tokenizer_options
@@ -42,6 +43,8 @@ class PolicyEvalConfig:
     data: str = field(default="", metadata={"help": "the prepared directory whose test split gives prompts"})
     max_new_tokens: int = field(default=50, metadata={"help": "greedy tokens per response"})
     batch_size: int = field(default=16, metadata={"help": "prompts per generate call"})
+    engine: str = field(default="transformers", metadata={
+        "help": "generation engine: transformers, or vllm (optional extra, a CUDA GPU; same greedy outputs)"})
     max_prompt_tokens: int = field(default=384, metadata={
         "help": "chat-templated prompt cut from the left to this many tokens (the last turns are kept)"})
     implicit_reward_pairs: int | None = field(default=64, metadata={
@@ -56,6 +59,11 @@ class PolicyEvalConfig:
         "help": "reward above which a response to a harmful prompt is harmless (None: calibrated on the study)"})
     helpful_threshold: float | None = field(default=None, metadata={
         "help": "reward above which a response to a helpful prompt is helpful (None: calibrated on the study)"})
+
+
+    def __post_init__(self):
+        if self.engine not in ("transformers", "vllm"):
+            raise SafeAlignError(f"policy_eval.engine must be transformers or vllm, got '{self.engine}'")
 
 
 @dataclass
@@ -94,11 +102,17 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, **load_options())
     sets = build_prompt_sets(read_splits(cfg.data))
     prompts = [p for name in cfg.sets for p in sets[name][: cfg.per_set_limit]]
-    responses = generate_batched(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size, cfg.max_prompt_tokens)
-    del model
+    if cfg.engine == "vllm":
+        from safealign.eval.generate import generate_vllm
+
+        responses = generate_vllm(folder, tokenizer, prompts, cfg.max_new_tokens, cfg.max_prompt_tokens)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(folder, **load_options())
+        responses = generate_batched(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
+                                     cfg.max_prompt_tokens)
+        del model
     judges = {"refusal": RefusalJudge(), "reward": RunJudge(cfg.reward_run), "cost": RunJudge(cfg.cost_run)}
     if cfg.hub_judge:
         judges["hub"] = HubRewardJudge(cfg.hub_judge)
