@@ -151,6 +151,6 @@ def smoke_reference(tmp_path_factory):
     env = offline_env(folder)
     out = folder / "run"
     done = subprocess.run([sys.executable, "-m", "safealign.cli", "audit", "--profile", "smoke", "--out", str(out)],
-                          env=env, capture_output=True, text=True, timeout=1200)
+                          env=env, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"out": out, "stdout": done.stdout, "env": env, "network_log": folder / "network.log"}

