@@ -134,10 +134,9 @@ class Stages:
         try:
             work()
         except Exception as error:  # noqa: BLE001 - recorded, reported, and the audit goes on
-            import traceback
-
             if fatal:
                 raise
+            import traceback
 
             message = f"{type(error).__name__}: {error}"
             self.failed[name] = message
@@ -222,6 +221,8 @@ def environment(cfg: AuditConfig, data_hash: dict) -> dict:
     """What a rerun needs to reproduce this one: versions, seed, data hashes, machine."""
     import os
     import platform
+
+    import torch
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
@@ -240,13 +241,7 @@ def environment(cfg: AuditConfig, data_hash: dict) -> dict:
             "seed": cfg.data.seed, "data_sha256": data_hash, "config_sha256": _digest(to_dict(cfg)),
             "machine": {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
                         "memory_gib": round(memory / 2 ** 30, 1) if memory else None,
-                        "torch_threads": _torch_threads()}}
-
-
-def _torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+                        "torch_threads": torch.get_num_threads()}}
 
 
 def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safealign.arms.common import MODEL_DIR, load_split, read_run
+from safealign.arms.common import MODEL_DIR, load_split, pad_batch, read_run
 from safealign.eval.stats import rate
 from safealign.models import load_options, resolve, tokenizer_options
 
@@ -34,18 +34,12 @@ def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: li
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
             index = order[start: start + batch_size]
-            width = max(len(rows[i][0]) for i in index)
-            ids = torch.full((len(index), width), pad, dtype=torch.long)  # (B, T), right-padded
-            scored = torch.zeros((len(index), width - 1), dtype=torch.bool)  # which next-token positions count
-            for row, i in enumerate(index):
-                full, prompt_length = rows[i]
-                ids[row, : len(full)] = torch.tensor(full)
-                scored[row, prompt_length - 1: len(full) - 1] = True
-            mask = (torch.arange(width)[None, :] < torch.tensor([len(rows[i][0]) for i in index])[:, None]).long()
+            ids, mask = pad_batch([rows[i][0] for i in index], pad)  # (B, T), right-padded
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
             token_logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
             for row, i in enumerate(index):
-                out[i] = float(token_logp[row][scored[row]].sum())
+                full, prompt_length = rows[i]
+                out[i] = float(token_logp[row, prompt_length - 1: len(full) - 1].sum())  # the response's tokens
     return out
 
 
@@ -54,9 +48,11 @@ def implicit_reward_accuracy(run_dir: str | Path, data: str | Path, pairs: int, 
 
     from safealign.arms.dpo import DPOArmConfig
     from safealign.arms.policy import response_text, trim_context
+    from safealign.arms.sft_dpo import SFTDPOConfig
 
     run_dir = Path(run_dir)
-    _, cfg = read_run(run_dir, DPOArmConfig) if read_run(run_dir)[0] == "dpo" else _sft_dpo_config(run_dir)
+    arm, _ = read_run(run_dir)
+    _, cfg = read_run(run_dir, {"dpo": DPOArmConfig, "sft_dpo": SFTDPOConfig}[arm])
     tokenizer = AutoTokenizer.from_pretrained(run_dir / MODEL_DIR, **tokenizer_options())
     test = load_split(Path(data), "test")[:pairs]
     prompts = [trim_context(tokenizer, pair.context, cfg.max_prompt_tokens) for pair, _ in test]
@@ -74,8 +70,3 @@ def implicit_reward_accuracy(run_dir: str | Path, data: str | Path, pairs: int, 
             "pairwise_accuracy": rate(sum(m > 0 for m in margins), n).to_dict(),
             "mean_margin": round(sum(margins) / n, 5) if n else None}
 
-
-def _sft_dpo_config(run_dir: Path):
-    from safealign.arms.sft_dpo import SFTDPOConfig
-
-    return read_run(run_dir, SFTDPOConfig)
