@@ -36,7 +36,7 @@ from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from safealign.models import load_options, tokenizer_options
 
-PROFILES = ("offline", "smoke", "paper")
+PROFILES = ("offline", "smoke", "gpu", "paper")
 DISCRIMINATIVE = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive,
                   "classifier": classifier}
 GENERATIVE = {"sft": sft, "dpo": dpo, "sft_dpo": sft_dpo, "safe_rlhf": safe_rlhf}
@@ -241,7 +241,8 @@ def environment(cfg: AuditConfig, data_hash: dict) -> dict:
             "seed": cfg.data.seed, "data_sha256": data_hash, "config_sha256": _digest(to_dict(cfg)),
             "machine": {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(),
                         "memory_gib": round(memory / 2 ** 30, 1) if memory else None,
-                        "torch_threads": torch.get_num_threads()}}
+                        "torch_threads": torch.get_num_threads(),
+                        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
 
 
 def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):

@@ -403,8 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("audit", help="run every stage on one split and write the run directory",
                             epilog="config keys:\n" + _audit_keys(), formatter_class=fmt)
-    p.add_argument("--profile", choices=("offline", "smoke", "paper"), default="offline",
-                   help="offline: embedded data, offline models (default); smoke: minutes; paper: GPU + hub")
+    p.add_argument("--profile", choices=("offline", "smoke", "gpu", "paper"), default="offline",
+                   help="offline: embedded data, offline models (default); smoke: minutes; gpu: offline models and data "
+                        "at one GPU's scale; paper: GPU + hub")
     p.add_argument("--config", help="YAML with AuditConfig keys (replaces the profile's)")
     p.add_argument("--out", help="run directory (default from the profile, e.g. runs/audit)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

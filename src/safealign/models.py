@@ -62,6 +62,21 @@ def load_options() -> dict:
             "use_safetensors": None if os.environ.get("SAFEALIGN_ALLOW_PICKLE") == "1" else True}
 
 
+def inference_device():
+    """Where models are run outside a Trainer: the GPU when there is one (CUDA_VISIBLE_DEVICES picks which)."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def load_for_inference(model_class, folder, **kwargs):
+    """`model_class.from_pretrained(folder)` with the load options, in eval mode, on the inference device."""
+    model = model_class.from_pretrained(folder, **kwargs, **load_options())
+    if getattr(model, "hf_quantizer", None) is None:  # a 4-bit model is placed by its loader
+        model = model.to(inference_device())
+    return model.eval()
+
+
 def tokenizer_options() -> dict:
     return {"trust_remote_code": load_options()["trust_remote_code"]}
 

@@ -22,7 +22,7 @@ from safealign.arms.common import (ArmConfig, MODEL_DIR, encode, finish_run, is_
                                    read_run, score_sequences, start_run, training_arguments)
 from safealign.eval.metrics import binary_metrics
 from safealign.io import save_figure_atomic, write_json_atomic, write_jsonl_atomic
-from safealign.models import load_options, resolve, tokenizer_options
+from safealign.models import load_for_inference, load_options, resolve, tokenizer_options
 
 ARM = "classifier"
 STAGES = ("raw", "filtered", "filtered_scaled", "intent_aware")
@@ -121,7 +121,7 @@ def evaluate(run_dir: Path) -> dict:
     for stage in cfg.stages:
         stage_dir = run_dir / "stages" / stage
         tokenizer = AutoTokenizer.from_pretrained(stage_dir / MODEL_DIR, **tokenizer_options())
-        model = AutoModelForSequenceClassification.from_pretrained(stage_dir / MODEL_DIR, **load_options())
+        model = load_for_inference(AutoModelForSequenceClassification, stage_dir / MODEL_DIR)
         rows = cases(tokenizer, test, cfg, with_context=stage == "intent_aware")
         logits = score_sequences(model, [r["input_ids"] for r in rows], tokenizer.pad_token_id, cfg.eval_batch_size)
         unsafe_prob = logits.softmax(-1)[:, 1].tolist()

@@ -37,6 +37,7 @@ from safealign.arms.common import CHECKPOINTS, DONE, MODEL_DIR, is_trained, labe
 from safealign.arms.policy import PolicyConfig, load_policy, lora_config, trim_context
 from safealign.errors import SafeAlignError
 from safealign.io import write_json_atomic, write_jsonl_atomic
+from safealign.models import inference_device
 
 ARM = "safe_rlhf"
 
@@ -108,11 +109,13 @@ def train(cfg: SafeRLHFConfig) -> Path:
     import torch
 
     torch.manual_seed(cfg.seed)
+    if getattr(model, "hf_quantizer", None) is None:  # a 4-bit policy is placed by its loader
+        model = model.to(inference_device())
     model = get_peft_model(model, lora_config(cfg))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     if state["step"] or state["round"]:
-        set_peft_model_state_dict(model, torch.load(run_dir / CHECKPOINTS / "adapter.pt", weights_only=True))
-        optimizer.load_state_dict(torch.load(run_dir / CHECKPOINTS / "optimizer.pt", weights_only=True))
+        set_peft_model_state_dict(model, torch.load(run_dir / CHECKPOINTS / "adapter.pt", map_location="cpu", weights_only=True))
+        optimizer.load_state_dict(torch.load(run_dir / CHECKPOINTS / "optimizer.pt", map_location="cpu", weights_only=True))
     while state["round"] < cfg.rounds:
         judges = _judges(state)
         while state["step"] < cfg.steps:
@@ -167,7 +170,7 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], lam:
     as_prompts = [Prompt(f"rl-{i}", "red_team", tuple(m), "train") for m in prompts for i in range(k)]
     rewards = torch.tensor(judges["reward"].score(as_prompts, batch["texts"])).view(-1, k)  # (B, K)
     costs = torch.tensor(judges["cost"].score(as_prompts, batch["texts"])).view(-1, k)  # (B, K)
-    advantages = leave_one_out(rewards - lam * costs).view(-1)  # (B*K,)
+    advantages = leave_one_out(rewards - lam * costs).view(-1).to(model.device)  # (B*K,)
     model.train()
     logp = sequence_logprobs(model, batch)  # (B*K, T) log π of each response token, 0 on padding
     with torch.no_grad(), model.disable_adapter():
@@ -192,6 +195,7 @@ def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFCon
     encoded = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
                for m in prompts for _ in range(k)]
     ids, mask = _left_pad(encoded, tokenizer.pad_token_id)  # (B*K, P)
+    ids, mask = ids.to(model.device), mask.to(model.device)
     model.eval()
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from safealign.arms.common import MODEL_DIR, load_split, pad_batch, read_run
 from safealign.eval.stats import rate
-from safealign.models import load_options, resolve, tokenizer_options
+from safealign.models import load_for_inference, resolve, tokenizer_options
 
 
 def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: list[str], batch_size: int = 8):
@@ -35,6 +35,7 @@ def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: li
         for start in range(0, len(order), batch_size):
             index = order[start: start + batch_size]
             ids, mask = pad_batch([rows[i][0] for i in index], pad)  # (B, T), right-padded
+            ids, mask = ids.to(model.device), mask.to(model.device)
             logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
             token_logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, ids[:, 1:, None])[..., 0]  # (B, T-1)
             for row, i in enumerate(index):
@@ -60,7 +61,7 @@ def implicit_reward_accuracy(run_dir: str | Path, data: str | Path, pairs: int, 
     rejected = [response_text(tokenizer, pair.rejected, cfg.max_response_tokens) for pair, _ in test]
     logps = {}
     for role, folder in (("policy", run_dir / MODEL_DIR), ("reference", resolve(cfg.model))):
-        model = AutoModelForCausalLM.from_pretrained(folder, **load_options())
+        model = load_for_inference(AutoModelForCausalLM, folder)
         logps[role] = response_logprobs(model, tokenizer, prompts + prompts, chosen + rejected, batch_size)
         del model
     n = len(test)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from safealign.data.prompts import Prompt
 from safealign.refusal import is_refusal
-from safealign.models import load_options, tokenizer_options
+from safealign.models import load_for_inference, tokenizer_options
 
 
 class RefusalJudge:
@@ -37,7 +37,7 @@ class RunJudge:
         _, self.cfg = read_run(self.run_dir, DISCRIMINATIVE[self.name].CONFIG)
         self.higher_is_better = self.name == "reward_model"
         self.tokenizer = AutoTokenizer.from_pretrained(self.run_dir / MODEL_DIR, **tokenizer_options())
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.run_dir / MODEL_DIR, **load_options())
+        self.model = load_for_inference(AutoModelForSequenceClassification, self.run_dir / MODEL_DIR)
 
     def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
         from safealign.arms.common import encode, score_sequences
@@ -62,7 +62,7 @@ class HubRewardJudge:
         folder = resolve(name)
         self.name, self.batch_size = name, batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
-        self.model = AutoModelForSequenceClassification.from_pretrained(folder, **load_options()).eval()
+        self.model = load_for_inference(AutoModelForSequenceClassification, folder)
 
     def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
         import torch
@@ -73,5 +73,5 @@ class HubRewardJudge:
                 batch = self.tokenizer([p.text for p in prompts[i: i + self.batch_size]],
                                        responses[i: i + self.batch_size], padding=True, truncation=True,
                                        max_length=512, return_tensors="pt")
-                out += self.model(**batch).logits[:, 0].float().tolist()
+                out += self.model(**batch.to(self.model.device)).logits[:, 0].float().tolist()
         return out

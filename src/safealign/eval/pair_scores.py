@@ -14,7 +14,7 @@ from safealign.data.taxonomy import load_taxonomy
 from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.eval.metrics import pairwise_metrics, safety_f1
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
-from safealign.models import load_options, tokenizer_options
+from safealign.models import load_for_inference, tokenizer_options
 
 
 def score_pairs(model, tokenizer, pairs, cfg) -> tuple[list[float], list[float]]:
@@ -44,7 +44,7 @@ def evaluate_pair_scorer(run_dir: Path, config_cls, higher_is_safer: bool) -> di
     arm, cfg = read_run(run_dir, config_cls)
     prepared = prepared_dir(cfg.data, run_dir)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / MODEL_DIR, **tokenizer_options())
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir / MODEL_DIR, **load_options())
+    model = load_for_inference(AutoModelForSequenceClassification, run_dir / MODEL_DIR)
     test, dev = load_split(prepared, "test"), load_split(prepared, "dev")
     clean_ids = {row["id"] for row in read_jsonl(prepared / "labels" / "clean" / "test.jsonl")}
     test_chosen, test_rejected = score_pairs(model, tokenizer, test, cfg)

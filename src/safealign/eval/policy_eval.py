@@ -31,7 +31,7 @@ from safealign.eval.metrics import combined_alignment_score, harmlessness_rate, 
 from safealign.errors import SafeAlignError
 from safealign.eval.stats import rate
 from safealign.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
-from safealign.models import load_options, tokenizer_options
+from safealign.models import load_for_inference, tokenizer_options
 
 
 @dataclass
@@ -109,7 +109,7 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
 
         responses = generate_vllm(folder, tokenizer, prompts, cfg.max_new_tokens, cfg.max_prompt_tokens)
     else:
-        model = AutoModelForCausalLM.from_pretrained(folder, **load_options())
+        model = load_for_inference(AutoModelForCausalLM, folder)
         responses = generate_batched(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
                                      cfg.max_prompt_tokens)
         del model

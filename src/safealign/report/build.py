@@ -335,7 +335,8 @@ def _run_section(report: dict, figures: dict) -> str:
     return ("<h2>Reproducibility and timing</h2>" +
             f"<p>Wall time of the last audit command: {_e(timing['wall_seconds'])} s; sum of stage times "
             f"{_e(timing['stage_seconds_total'])} s. Seed {_e(env.get('seed'))}; python {_e(env.get('python'))}; "
-            f"machine: {_e(machine.get('cpu'))}, {_e(machine.get('cores'))} cores, {_e(machine.get('memory_gib'))} GiB.</p>" +
+            f"machine: {_e(machine.get('cpu'))}, {_e(machine.get('cores'))} cores, {_e(machine.get('memory_gib'))} GiB"
+            f"{', GPU ' + _e(machine['gpu']) if machine.get('gpu') else ', no GPU'}.</p>" +
             _table(["stage", "seconds", "share"], rows) +
             "<h3>Versions and data hashes</h3><pre class='small'>" +
             _e(json.dumps({"packages": env.get("packages"), "data_sha256": env.get("data_sha256"),
