@@ -158,6 +158,42 @@ def test_recommendation_follows_the_numbers():
     assert any("over-refusal on benign look-alikes rises +30.0 points" in line for line in over_refusing["text"])
 
 
+def test_recommendation_prefers_an_arm_that_meets_the_bar_over_one_that_refuses_its_way_lower():
+    """As on the gpu profile: SFT->DPO lowest by declining everything, DPO halves the rate and still answers."""
+    report = _policy_report(base_harmful=40, arm_harmful=15, p_value=0.0001)
+    report["policies"]["table"]["sft_dpo"] = {"held_out_harmful_response_rate": 1 / 50, "helpfulness_rate": 0.7,
+                                              "over_refusal_rate": 1.0}
+    report["policies"]["metrics"]["sft_dpo"] = {"held_out_harmful": {"harmful_response_rate": _rate(1, 50)}}
+    report["significance"]["policies"].append({"a": "sft_dpo", "b": "base", "metric": "held_out_harmful_response_rate",
+                                               "difference": -39 / 50, "p_value": 0.0, "p_holm": 0.0,
+                                               "significant": True})
+    text = recommend(report)
+    assert text["choice"]["generation"] == "dpo"
+    assert any("use dpo for generation" in line for line in text["text"])
+    assert any(line.startswith("sft_dpo goes lower (2.0%") and "+100.0 points" in line for line in text["text"])
+    # with nothing under the bar, the lowest rate is named and its over-refusal called out
+    report["policies"]["metrics"]["dpo"] = {"held_out_harmful": {"harmful_response_rate": _rate(30, 50)}}
+    report["policies"]["table"]["dpo"]["held_out_harmful_response_rate"] = 0.6
+    text = recommend(report)
+    assert text["choice"]["generation"] == "sft_dpo" and not any("for generation." in line for line in text["text"])
+    assert any("rises +100.0 points (more than 10)" in line for line in text["text"])
+
+
+def test_a_safe_rlhf_run_whose_lambda_sat_at_zero_is_called_out():
+    report = _policy_report(base_harmful=40, arm_harmful=38, p_value=0.6)
+    for name in ("safe_rlhf", "reward_only_rlhf"):
+        report["policies"]["table"][name] = {"held_out_harmful_response_rate": 0.7, "helpfulness_rate": 0.5,
+                                             "over_refusal_rate": 0.0}
+        report["policies"]["metrics"][name] = {"held_out_harmful": {"harmful_response_rate": _rate(35, 50)}}
+    report["significance"]["policies"].append({"a": "safe_rlhf", "b": "reward_only_rlhf", "p_holm": 1.0,
+                                               "metric": "held_out_harmful_response_rate", "difference": 0.0,
+                                               "p_value": 1.0, "significant": False})
+    report["safe_rlhf_curves"] = {"safe_rlhf": [{"lambda": 0.4}, {"lambda": 0.0}, {"lambda": 0.0}]}
+    assert any(line.startswith("λ was 0 on 2 of 3 Safe RLHF steps") for line in recommend(report)["text"])
+    report["safe_rlhf_curves"] = {"safe_rlhf": [{"lambda": 0.4}, {"lambda": 0.6}, {"lambda": 0.0}]}
+    assert not any(line.startswith("λ was 0") for line in recommend(report)["text"])
+
+
 def test_a_judge_no_better_than_chance_is_called_out():
     report = _policy_report(base_harmful=40, arm_harmful=38, p_value=0.6)
     report["judge_agreement"] = {"reward_model": {"sets": {"harmful": {"check_kappa": 0.41},

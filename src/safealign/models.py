@@ -70,7 +70,7 @@ def inference_device():
 
 
 def load_for_inference(model_class, folder, **kwargs):
-    """`model_class.from_pretrained(folder)` with the load options, in eval mode, on the inference device."""
+    """The model in `folder` loaded by `model_class` with the load options, in eval mode, on the inference device."""
     model = model_class.from_pretrained(folder, **kwargs, **load_options())
     if getattr(model, "hf_quantizer", None) is None:  # a 4-bit model is placed by its loader
         model = model.to(inference_device())
