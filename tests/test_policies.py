@@ -184,3 +184,27 @@ def test_implicit_reward_of_an_untrained_policy_is_zero(tiny_causal_lm, prepared
     result = implicit_reward_accuracy(run, prepared_sample, pairs=5)
     assert result["mean_margin"] == 0.0 and result["pairwise_accuracy"]["successes"] == 0
     assert result["pairs"] == 5 and result["beta"] == 0.5
+
+
+def test_merge_adapter_rebuilds_the_trained_model_from_the_saved_adapter(tiny_causal_lm, tmp_path):
+    """finish_run merges from the adapter file on a fresh base (ZeRO-3 / FSDP hold the trained model in shards):
+    the merged folder computes what the in-memory LoRA model computes, and it is a plain causal LM folder."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from safealign.arms.policy import PolicyConfig, merge_adapter
+
+    cfg = PolicyConfig(model=tiny_causal_lm, lora_targets=["q_proj", "v_proj"])
+    torch.manual_seed(0)
+    peft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_causal_lm),
+                          LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft.save_pretrained(tmp_path / "adapter")
+    merge_adapter(cfg)(tmp_path / "adapter", tmp_path / "merged")
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
+    ids = torch.tensor([[5, 9, 13, 2, 7]])
+    with torch.no_grad():
+        expected, got = peft(input_ids=ids).logits, merged(input_ids=ids).logits
+        base = AutoModelForCausalLM.from_pretrained(tiny_causal_lm)(input_ids=ids).logits
+    assert torch.allclose(expected, got, atol=1e-5) and not torch.allclose(base, got, atol=1e-3)
+    assert not list((tmp_path / "merged").glob("adapter_*"))
+    assert merge_adapter(PolicyConfig(model=tiny_causal_lm, lora=False)) is None

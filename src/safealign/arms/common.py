@@ -105,23 +105,25 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return None
 
 
-def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None, save=None):
+def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None, merge=None):
     """Save the trained model into a temp folder, rename it to model/, write the training log.
 
-    Every process calls this (under DDP, FSDP or DeepSpeed saving may gather); only the main process
-    writes the tokenizer and the marker and renames the folder into place.
+    Every process calls this: the Trainer's save_model gathers the weights under DDP, FSDP or DeepSpeed. Only
+    the main process then merges (`merge(adapter_dir, folder)`: e.g. LoRA adapters into the base), writes the
+    tokenizer and the marker and renames the folder into place.
     """
     work = run_dir / f".{MODEL_DIR}.tmp"
     main = trainer.is_world_process_zero()
     if main:
         shutil.rmtree(work, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
-    if save is None:
-        trainer.save_model(str(work))
+    saved = work / "adapter" if merge is not None else work
+    trainer.save_model(str(saved))
     if not main:
         return
-    if save is not None:  # e.g. merge LoRA adapters into a plain model folder (main process only)
-        save(work)
+    if merge is not None:
+        merge(saved, work)
+        shutil.rmtree(saved)
     if tokenizer is not None:
         tokenizer.save_pretrained(work)
     (work / DONE).write_text(json.dumps(summary, indent=2))

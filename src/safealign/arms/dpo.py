@@ -14,7 +14,7 @@ from pathlib import Path
 
 from safealign.arms.common import finish_run, is_trained, labelled_data, last_checkpoint, load_split, quiet_transformers, \
     start_run, training_arguments
-from safealign.arms.policy import PolicyConfig, load_policy, lora_config, response_text, save_merged, trim_context
+from safealign.arms.policy import PolicyConfig, load_policy, lora_config, response_text, merge_adapter, trim_context
 
 ARM = "dpo"
 
@@ -53,7 +53,7 @@ def train(cfg: DPOArmConfig, arm: str = ARM) -> Path:
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(cfg))
     result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
-    finish_run(run_dir, trainer, save=save_merged(trainer, tokenizer), summary={
+    finish_run(run_dir, trainer, tokenizer=tokenizer, merge=merge_adapter(cfg), summary={
         "train_pairs": len(dataset), "prepared": str(prepared), "base": cfg.model, "beta": cfg.beta,
         "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir

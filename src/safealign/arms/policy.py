@@ -93,12 +93,21 @@ def lora_config(cfg: PolicyConfig):
                       target_modules=list(cfg.lora_targets), task_type="CAUSAL_LM") if cfg.lora else None
 
 
-def save_merged(trainer, tokenizer):
-    """A `save(folder)` for finish_run: LoRA adapters are merged so model/ is a plain causal LM folder."""
-    def save(folder):
-        model = trainer.model
-        if hasattr(model, "merge_and_unload"):
-            model = model.merge_and_unload()
+def merge_adapter(cfg: PolicyConfig):
+    """finish_run's `merge(adapter_dir, folder)` for a LoRA run: the saved adapter is applied to a fresh copy of
+    the base policy and merged, so model/ is a plain causal LM folder. It works from the adapter the Trainer
+    saved, not from the Trainer's model: under ZeRO-3 or FSDP that model is held in shards (merging it failed
+    on an H100), and a QLoRA base is 4-bit, where the fresh base is loaded in full precision. None without LoRA."""
+    if not cfg.lora:
+        return None
+
+    def merge(adapter_dir, folder):
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        from safealign.models import resolve
+
+        base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), **load_options())
+        model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
         model.save_pretrained(folder, safe_serialization=True)
-        tokenizer.save_pretrained(folder)
-    return save
+    return merge

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from safealign.arms.common import finish_run, is_trained, labelled_data, last_checkpoint, load_split, quiet_transformers, \
     start_run, training_arguments
-from safealign.arms.policy import PolicyConfig, load_policy, lora_config, response_text, save_merged, trim_context
+from safealign.arms.policy import PolicyConfig, load_policy, lora_config, response_text, merge_adapter, trim_context
 
 ARM = "sft"
 
@@ -46,7 +46,7 @@ def train(cfg: SFTArmConfig) -> Path:
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(cfg))
     result = trainer.train(resume_from_checkpoint=last_checkpoint(run_dir))
-    finish_run(run_dir, trainer, save=save_merged(trainer, tokenizer), summary={
+    finish_run(run_dir, trainer, tokenizer=tokenizer, merge=merge_adapter(cfg), summary={
         "train_pairs": len(dataset), "prepared": str(prepared), "base": cfg.model,
         "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
