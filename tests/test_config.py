@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safealign.audit import PROFILES, AuditConfig, load_audit_config
+from safealign.audit import PROFILES, AuditConfig, load_audit_config, profile_path
 from safealign.config import DataConfig, dump_yaml, load_config
 from safealign.errors import SafeAlignError
 
@@ -101,3 +101,11 @@ def test_fuzz_overrides_never_crash(overrides):
         load_config(AuditConfig, None, overrides)
     except SafeAlignError:
         pass
+
+
+def test_the_cli_offers_every_shipped_profile():
+    from safealign.cli import build_parser
+
+    audit = next(a for a in build_parser()._subparsers._group_actions[0].choices["audit"]._actions
+                 if a.dest == "profile")
+    assert set(audit.choices) == set(PROFILES) == {p.stem for p in profile_path("offline").parent.glob("*.yaml")}

