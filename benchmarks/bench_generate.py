@@ -1,12 +1,13 @@
 """Eval generation + scoring: batched (length-sorted, left-padded) against a naive per-prompt loop.
 
-    python benchmarks/bench_generate.py --reward-run RUN --cost-run RUN [--prompts 48] [--batch-size 16]
+    python benchmarks/bench_generate.py --reward-run RUN --cost-run RUN [--prompts 48] [--batch-sizes 16 32 48]
 
 Same prompts (the first N of the harmful, helpful and benign_lookalike sets, interleaved), same greedy
 decoding (max 50 new tokens) with SmolLM2-135M-Instruct, same judges: the naive loop generates one prompt
 at a time and scores one response at a time; the batched path is what `safealign eval` runs. Reports
-prompts/s of both, the speedup (target >= 5x) and how many responses are identical. Writes
-benchmarks/results/generate.json.
+prompts/s of both, the speedup (target >= 5x) and how many responses are identical, for each batch size,
+and the time of the prompts' prefill alone (one forward pass per prompt), which both paths pay and batching
+cannot remove: it bounds the speedup. Writes benchmarks/results/generate.json.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def main():
     parser.add_argument("--reward-run", required=True)
     parser.add_argument("--cost-run", required=True)
     parser.add_argument("--prompts", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
     parser.add_argument("--max-new-tokens", type=int, default=50)
     args = parser.parse_args()
 
@@ -34,7 +35,7 @@ def main():
     from safealign.arms.common import prepared_dir, quiet_transformers, read_run
     from safealign.data.prepare import read_splits
     from safealign.data.prompts import build_prompt_sets
-    from safealign.eval.generate import generate_batched, generate_one_by_one
+    from safealign.eval.generate import generate_batched, generate_one_by_one, prompt_ids
     from safealign.eval.judges import RunJudge
     from safealign.models import resolve
 
@@ -54,21 +55,29 @@ def main():
     naive_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    batched = generate_batched(model, tokenizer, prompts, args.max_new_tokens, args.batch_size)
-    batched_scores = [j.score(prompts, batched) for j in judges]
-    batched_s = time.perf_counter() - start
+    with torch.no_grad():
+        for prompt in prompts:
+            model(input_ids=torch.tensor([prompt_ids(tokenizer, prompt, 384)]))
+    prefill_s = time.perf_counter() - start
 
-    same = sum(a == b for a, b in zip(naive, batched))
-    same_text_scores = [abs(a - b) for j in range(2) for a, b, x, y in
-                        zip(naive_scores[j], batched_scores[j], naive, batched) if x == y]
-    result = {"prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "batch_size": args.batch_size,
-              "threads": torch.get_num_threads(),
-              "naive_seconds": round(naive_s, 1), "batched_seconds": round(batched_s, 1),
-              "naive_prompts_per_s": round(len(prompts) / naive_s, 3),
-              "batched_prompts_per_s": round(len(prompts) / batched_s, 3),
-              "speedup": round(naive_s / batched_s, 2), "identical_responses": same,
-              "max_score_difference_on_identical_responses": round(max(same_text_scores, default=0.0), 6),
-              "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    runs = []
+    for batch_size in args.batch_sizes:
+        start = time.perf_counter()
+        batched = generate_batched(model, tokenizer, prompts, args.max_new_tokens, batch_size)
+        batched_scores = [j.score(prompts, batched) for j in judges]
+        batched_s = time.perf_counter() - start
+        same_text_scores = [abs(a - b) for j in range(2) for a, b, x, y in
+                            zip(naive_scores[j], batched_scores[j], naive, batched) if x == y]
+        runs.append({"batch_size": batch_size, "batched_seconds": round(batched_s, 1),
+                     "batched_prompts_per_s": round(len(prompts) / batched_s, 3),
+                     "speedup": round(naive_s / batched_s, 2),
+                     "identical_responses": sum(a == b for a, b in zip(naive, batched)),
+                     "max_score_difference_on_identical_responses": round(max(same_text_scores, default=0.0), 6)})
+    result = {"prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),
+              "naive_seconds": round(naive_s, 1), "naive_prompts_per_s": round(len(prompts) / naive_s, 3),
+              "prefill_seconds_one_by_one": round(prefill_s, 1),
+              "speedup_bound_if_decoding_were_free": round(naive_s / prefill_s, 2),
+              "batched": runs, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
