@@ -24,6 +24,7 @@ from pathlib import Path
 
 from safealign.audit import compare_policies
 from safealign.eval.policy_eval import policy_metrics
+from safealign.eval.stats import format_rate
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from safealign.refusal import is_refusal
 from safealign.report.build import build_report
@@ -54,7 +55,7 @@ def summary(report: dict, changed: dict) -> dict:
     metrics, table = report["policies"]["metrics"], report["policies"]["table"]
 
     def pct(rate):
-        return f"{100 * rate['value']:.1f}% [{100 * rate['low']:.1f}, {100 * rate['high']:.1f}] (n={rate['n']})"
+        return format_rate(rate, with_n=True)
 
     policies = {}
     for name in POLICIES:

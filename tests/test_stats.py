@@ -91,3 +91,12 @@ def test_holm_worked_by_hand():
     # monotone: 0.01*4=0.04, 0.011*3=0.033 -> raised to 0.04; capped at 1
     assert holm([0.01, 0.011, 0.5, 0.9]) == pytest.approx([0.04, 0.04, 1.0, 1.0])
     assert holm([]) == []
+
+
+def test_format_rate():
+    from safealign.eval.stats import format_rate, rate
+
+    r = rate(4, 32).to_dict()
+    assert format_rate(r) == f"12.5% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
+    assert format_rate(r, with_n=True).endswith("] (n=32)")
+    assert format_rate(0.25) == "25.0%" and format_rate(None) == "–" and format_rate(None, missing="n/a") == "n/a"

@@ -43,6 +43,16 @@ def rate(successes: int, n: int) -> Rate:
     return Rate(successes, n, *wilson_interval(successes, n))
 
 
+def format_rate(rate: dict | float | None, missing: str = "–", with_n: bool = False) -> str:
+    """'12.5% [3.5, 36.0]' (and ' (n=32)') for a Rate's dict, '12.5%' for a bare share, `missing` for None."""
+    if rate is None:
+        return missing
+    if isinstance(rate, dict):
+        n = f" (n={rate['n']})" if with_n else ""
+        return f"{100 * rate['value']:.1f}% [{100 * rate['low']:.1f}, {100 * rate['high']:.1f}]{n}"
+    return f"{100 * rate:.1f}%"
+
+
 def mcnemar(a_correct: list[bool], b_correct: list[bool]) -> dict:
     """Exact McNemar test on paired per-item correctness: are a and b wrong on different items by chance?
 

@@ -12,6 +12,7 @@ import html
 import json
 from pathlib import Path
 
+from safealign.eval.stats import format_rate
 from safealign.io import read_jsonl, save_figure_atomic, write_json_atomic, write_text_atomic
 from safealign.report.collect import collect
 
@@ -144,11 +145,7 @@ def _e(value) -> str:
 
 
 def _pct(rate) -> str:
-    if rate is None:
-        return "–"
-    if isinstance(rate, dict):
-        return f"{100 * rate['value']:.1f}% [{100 * rate['low']:.1f}, {100 * rate['high']:.1f}]"
-    return f"{100 * rate:.1f}%"
+    return format_rate(rate)
 
 
 def _num(value, digits: int = 3) -> str:

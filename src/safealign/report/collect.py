@@ -17,7 +17,7 @@ import json
 from itertools import combinations
 from pathlib import Path
 
-from safealign.eval.stats import holm, mcnemar, paired_bootstrap
+from safealign.eval.stats import format_rate, holm, mcnemar, paired_bootstrap
 from safealign.io import read_jsonl
 
 PAIRWISE_ARMS = ("keyword_baseline", "reward_model", "cost_model", "contrastive")
@@ -236,11 +236,7 @@ def _train_log(run_dir: Path) -> list[dict]:
 
 
 def _pct(rate: dict | float | None) -> str:
-    if rate is None:
-        return "n/a"
-    if isinstance(rate, dict):
-        return f"{100 * rate['value']:.1f}% [{100 * rate['low']:.1f}, {100 * rate['high']:.1f}] (n={rate['n']})"
-    return f"{100 * rate:.1f}%"
+    return format_rate(rate, missing="n/a", with_n=True)
 
 
 def _test_between(tests: list[dict], a: str, b: str, **match) -> dict | None:
