@@ -82,6 +82,7 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_bert, prepar
     monkeypatch.setattr(reward_model, "last_checkpoint", lambda d: seen.append(common.last_checkpoint(d)) or seen[-1])
     reward_model.train(cfg)
     assert seen[0].endswith("checkpoint-4") and common.is_trained(run)
+    assert not (run / common.CHECKPOINTS).exists()  # a finished run keeps no checkpoint
     a, b = _weights(whole), _weights(run)
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)  # the same model as an uninterrupted run
 

@@ -100,7 +100,9 @@ def test_kill_9_at_several_points_then_a_rerun_gives_the_same_report(smoke_refer
 
     kill_points = {
         "data prepared, labelling": after("prepare"),
-        "mid-training (reward model checkpoint saved)": lambda: any((out / "reward_model" / "checkpoints").glob("checkpoint-*")),
+        # (a finished run removes its checkpoints: should the poll miss them, kill just after the stage)
+        "mid-training (reward model checkpoint saved)": lambda: (any((out / "reward_model" / "checkpoints").glob(
+            "checkpoint-*")) or "train_reward_model" in _stages(out)),
         "mid-generation (sft eval)": after("train_sft", delay=2.0),
         "mid-training (Safe RLHF step)": lambda: (out / "safe_rlhf" / "train_log.jsonl").is_file(),
         "writing the report": after("policy_comparison"),

@@ -145,8 +145,9 @@ def test_safe_rlhf_with_a_changed_config_starts_over(tiny_causal_lm, prepared_sa
     safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "steps=2"))
     run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "steps=2",
                                      "cost_threshold=5.0"))
-    state = json.loads((run / "checkpoints" / "state.json").read_text())
-    assert state["cost_threshold"] == 5.0  # the new config's state, not the old run's resumed
+    summary = json.loads((run / "model" / "safealign-complete.json").read_text())
+    assert summary["cost_threshold"] == 5.0  # the new config's state, not the old run's resumed
+    assert not (run / "checkpoints").exists()  # a finished run keeps no checkpoint
 
 
 def test_response_logprobs_sum_the_response_tokens_by_hand(tiny_causal_lm):

@@ -1,6 +1,7 @@
 """What every discriminative arm shares: its run directory, its data, its encoding, its Trainer arguments.
 
-A run directory holds `config.yaml` (the arm and its config), `checkpoints/` (the Trainer's, for resuming),
+A run directory holds `config.yaml` (the arm and its config), `checkpoints/` (the Trainer's, for resuming;
+removed once the run is complete),
 `model/` (the final model, renamed into place when complete), `train_log.jsonl`, and after
 `safealign eval`, `predictions.jsonl` and `metrics.json`.
 
@@ -69,8 +70,9 @@ def start_run(arm: str, cfg) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump({"arm": arm, "config": dataclasses.asdict(cfg)}, sort_keys=False)
     config_path = run_dir / "config.yaml"
-    if config_path.is_file() and config_path.read_text() != text and (run_dir / CHECKPOINTS).exists():
-        shutil.rmtree(run_dir / CHECKPOINTS)  # checkpoints of another config must not be resumed
+    if config_path.is_file() and config_path.read_text() != text:
+        # another config's checkpoints must not be resumed, nor its model taken for this one's
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
         shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
     write_text_atomic(config_path, text)
     return run_dir
@@ -130,6 +132,9 @@ def finish_run(run_dir: Path, trainer, summary: dict, tokenizer=None, merge=None
     shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
     os.replace(work, run_dir / MODEL_DIR)
     write_jsonl_atomic(run_dir / "train_log.jsonl", trainer.state.log_history)
+    # A finished run is never resumed: its checkpoints (for a full fine-tune, the weights and twice their size
+    # in optimiser state) would only fill the disk.
+    shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- data

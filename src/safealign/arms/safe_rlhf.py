@@ -302,10 +302,12 @@ def _finish(run_dir: Path, model, tokenizer, state: dict, cfg: SafeRLHFConfig):
     merged.save_pretrained(work, safe_serialization=True)
     tokenizer.save_pretrained(work)
     (work / DONE).write_text(json.dumps({"steps": state["step"], "rounds": cfg.rounds, "final_lambda": state["lambda"],
+                                         "cost_threshold": state["cost_threshold"],
                                          "reward_run": state["reward_run"], "cost_run": state["cost_run"]}, indent=2))
     shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
     os.replace(work, run_dir / MODEL_DIR)
     write_jsonl_atomic(run_dir / "train_log.jsonl", state["log"])
+    shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)  # a finished run is never resumed
 
 
 CONFIG = SafeRLHFConfig
