@@ -27,6 +27,55 @@ def test_batched_generation_matches_the_naive_loop(tiny_chat_lm):
     assert batched == naive and len(batched) == len(PROMPTS) and all(isinstance(r, str) for r in batched)
 
 
+def test_ragged_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_chat_lm):
+    import torch
+
+    from safealign.eval.generate import _left_pad, prompt_ids, ragged_prefill
+
+    model, tokenizer = tiny_chat_lm
+    ragged = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="ragged")
+    padded = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="padded")
+    assert ragged == padded == generate_one_by_one(model, tokenizer, PROMPTS, max_new_tokens=8)
+
+    # the cache itself: the next-token logits from it equal a padded forward pass over the whole prompts
+    sequences = [prompt_ids(tokenizer, p, 64) for p in PROMPTS]
+    ids, mask = _left_pad(sequences, tokenizer.pad_token_id)
+    cache = ragged_prefill(model, sequences, "cpu")
+    assert cache.get_seq_length() == ids.shape[1] - 1
+    with torch.no_grad():
+        padded_logits = model(input_ids=ids, attention_mask=mask,
+                              position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+        cached_logits = model(input_ids=ids[:, -1:], attention_mask=mask, past_key_values=cache,
+                              position_ids=torch.tensor([[len(s) - 1] for s in sequences])).logits[:, -1]
+    assert torch.allclose(padded_logits, cached_logits, atol=1e-4)
+
+
+def test_ragged_prefill_falls_back_to_padding_for_sliding_window_caches(tmp_path):
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    from safealign.eval.generate import prompt_ids, ragged_prefill
+
+    config = MistralConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=4, num_key_value_heads=2, sliding_window=4)
+    model = MistralForCausalLM(config).eval()
+    tokenizer = _byte_tokenizer()
+    assert ragged_prefill(model, [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is None
+    assert generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5) == \
+        generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5, prefill="padded")
+
+
+def _byte_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {chr(i): i for i in range(32, 127)} | {"<pad>": 0, "<eos>": 1}
+    inner = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    inner.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=inner, pad_token="<pad>", eos_token="<eos>")
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    return tokenizer
+
+
 def test_refusal_judge():
     assert RefusalJudge().score(PROMPTS[:2], ["I'm sorry, but I can't help with that.", "Sure: flour."]) == [1.0, 0.0]
 

@@ -3,6 +3,13 @@
 `generate_batched` is what eval uses; `generate_one_by_one` is the naive loop it is benchmarked against
 (benchmarks/bench_generate.py checks both give the same text); `generate_vllm` runs the same prompt ids
 through vLLM (optional extra, a CUDA GPU) with temperature 0 and decodes the new tokens the same way.
+
+Ragged prefill (`prefill="ragged"`, the default where the model's cache allows it): a left-padded batch
+runs every prompt at the batch's longest length, so the prefill pays for the padding too, and prefill is most
+of the compute when answers are short. Instead each prompt but its last token goes through the model alone
+(no padding; the prompts' shared opening, the chat template's system turn, once for the batch), the key and
+value caches are left-padded into one batch, and `generate` decodes the whole batch from there: the
+attention mask hides the padded cache slots and positions come from the mask, as in a padded batch.
 """
 
 from __future__ import annotations
@@ -30,11 +37,62 @@ def _left_pad(sequences: list[list[int]], pad_id: int):
     return ids, mask
 
 
+def _common_prefix(sequences: list[list[int]]) -> int:
+    first, n = sequences[0], min(len(s) for s in sequences)
+    for i in range(n):
+        if any(s[i] != first[i] for s in sequences):
+            return i
+    return n
+
+
+def ragged_prefill(model, sequences: list[list[int]], device):
+    """The key/value cache of every sequence but its last token, each computed without padding, left-padded
+    into one batch: a DynamicCache of width max(len) - 1. None where the model's cache is not made of plain
+    DynamicLayers (sliding-window or recurrent layers): the caller then pads the batch instead."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    def plain(cache) -> bool:
+        return type(cache) is DynamicCache and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+    if min(len(s) for s in sequences) < 2:
+        return None
+    shared = min(_common_prefix(sequences), min(len(s) for s in sequences) - 2)  # leave >= 1 token to each row
+    prefix = []
+    with torch.no_grad():
+        if shared > 0:
+            cache = model(input_ids=torch.tensor([sequences[0][:shared]], device=device), use_cache=True).past_key_values
+            if not plain(cache):
+                return None
+            prefix = [(layer.keys, layer.values) for layer in cache.layers]
+        rows = []
+        for seq in sequences:
+            cache = DynamicCache(ddp_cache_data=prefix) if prefix else None  # update() concatenates: prefix kept
+            out = model(input_ids=torch.tensor([seq[shared:-1]], device=device), past_key_values=cache,
+                        use_cache=True, position_ids=torch.arange(shared, len(seq) - 1, device=device)[None])
+            if not plain(out.past_key_values):
+                return None
+            rows.append([(layer.keys, layer.values) for layer in out.past_key_values.layers])
+    width = max(len(s) for s in sequences) - 1
+    layers = []
+    for layer in range(len(rows[0])):
+        keys = torch.cat([F.pad(row[layer][0], (0, 0, width - row[layer][0].shape[-2], 0)) for row in rows])
+        values = torch.cat([F.pad(row[layer][1], (0, 0, width - row[layer][1].shape[-2], 0)) for row in rows])
+        layers.append((keys, values))
+    return DynamicCache(ddp_cache_data=layers)
+
+
 def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: int = 50, batch_size: int = 16,
-                     max_prompt_tokens: int = 384, description: str = "generating") -> list[str]:
-    """Greedy responses, one per prompt, in the prompts' order."""
+                     max_prompt_tokens: int = 384, description: str = "generating",
+                     prefill: str = "ragged") -> list[str]:
+    """Greedy responses, one per prompt, in the prompts' order. prefill: "ragged" (each prompt's cache
+    computed without padding; see the module's doc) or "padded" (one left-padded forward pass per batch)."""
     import torch
 
+    if prefill not in ("ragged", "padded"):
+        raise ValueError(f"prefill must be 'ragged' or 'padded', not {prefill!r}")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     positions = getattr(model.config, "max_position_embeddings", None) or max_prompt_tokens + max_new_tokens
     max_prompt_tokens = min(max_prompt_tokens, positions - max_new_tokens)
@@ -46,9 +104,11 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
     with torch.no_grad():
         for start in track(range(0, len(order), batch_size), description):
             index = order[start: start + batch_size]
-            ids, mask = _left_pad([encoded[i] for i in index], pad_id)  # (B, T)
+            sequences = [encoded[i] for i in index]
+            ids, mask = _left_pad(sequences, pad_id)  # (B, T)
+            cache = ragged_prefill(model, sequences, device) if prefill == "ragged" else None
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad_id)
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad_id, past_key_values=cache)
             for row, i in enumerate(index):
                 responses[i] = tokenizer.decode(out[row, ids.shape[1]:], skip_special_tokens=True).strip()
     return responses
