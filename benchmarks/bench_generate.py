@@ -1,13 +1,15 @@
-"""Eval generation + scoring: batched (length-sorted, left-padded) against a naive per-prompt loop.
+"""Eval generation + scoring: batched (length-sorted, grouped prefill) against a naive per-prompt loop.
 
-    python benchmarks/bench_generate.py --reward-run RUN --cost-run RUN [--prompts 48] [--batch-sizes 16 32 48]
+    python benchmarks/bench_generate.py --reward-run RUN --cost-run RUN [--prompts 48]
+        [--runs grouped:48 grouped:32 grouped:16 padded:16]
 
 Same prompts (the first N of the harmful, helpful and benign_lookalike sets, interleaved), same greedy
 decoding (max 50 new tokens) with SmolLM2-135M-Instruct, same judges: the naive loop generates one prompt
-at a time and scores one response at a time; the batched path is what `safealign eval` runs. Reports
-prompts/s of both, the speedup (target >= 5x) and how many responses are identical, for each batch size,
-and the time of the prompts' prefill alone (one forward pass per prompt), which both paths pay and batching
-cannot remove: it bounds the speedup. Writes benchmarks/results/generate.json.
+at a time and scores one response at a time; the batched path is what `safealign eval` runs, here with each
+PREFILL:BATCH_SIZE of --runs (prefill "grouped", eval's default, or "padded", one left-padded forward pass per
+batch as before). Reports prompts/s of both, the speedup (target >= 5x) and how many responses are identical,
+and the time of the prompts' prefill alone (one forward pass per prompt, no logits), which both paths pay:
+with decoding free, the speedup could not pass naive / prefill. Writes benchmarks/results/generate.json.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ def main():
     parser.add_argument("--reward-run", required=True)
     parser.add_argument("--cost-run", required=True)
     parser.add_argument("--prompts", type=int, default=48)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16])
+    parser.add_argument("--runs", nargs="+", default=["grouped:48", "grouped:32", "grouped:16", "padded:16"],
+                        help="PREFILL:BATCH_SIZE (prefill: grouped or padded)")
     parser.add_argument("--max-new-tokens", type=int, default=50)
     args = parser.parse_args()
 
@@ -57,22 +60,24 @@ def main():
     start = time.perf_counter()
     with torch.no_grad():
         for prompt in prompts:
-            model(input_ids=torch.tensor([prompt_ids(tokenizer, prompt, 384)]))
+            model(input_ids=torch.tensor([prompt_ids(tokenizer, prompt, 384)]), logits_to_keep=1)
     prefill_s = time.perf_counter() - start
 
     runs = []
-    for batch_size in args.batch_sizes:
+    for run in args.runs:
+        prefill, batch_size = run.split(":")[0], int(run.split(":")[1])
         start = time.perf_counter()
-        batched = generate_batched(model, tokenizer, prompts, args.max_new_tokens, batch_size)
+        batched = generate_batched(model, tokenizer, prompts, args.max_new_tokens, batch_size, prefill=prefill)
         batched_scores = [j.score(prompts, batched) for j in judges]
         batched_s = time.perf_counter() - start
         same_text_scores = [abs(a - b) for j in range(2) for a, b, x, y in
                             zip(naive_scores[j], batched_scores[j], naive, batched) if x == y]
-        runs.append({"batch_size": batch_size, "batched_seconds": round(batched_s, 1),
+        runs.append({"prefill": prefill, "batch_size": batch_size, "batched_seconds": round(batched_s, 1),
                      "batched_prompts_per_s": round(len(prompts) / batched_s, 3),
                      "speedup": round(naive_s / batched_s, 2),
                      "identical_responses": sum(a == b for a, b in zip(naive, batched)),
                      "max_score_difference_on_identical_responses": round(max(same_text_scores, default=0.0), 6)})
+        print(json.dumps(runs[-1]), flush=True)
     result = {"prompts": len(prompts), "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(),
               "naive_seconds": round(naive_s, 1), "naive_prompts_per_s": round(len(prompts) / naive_s, 3),
               "prefill_seconds_one_by_one": round(prefill_s, 1),

@@ -27,20 +27,21 @@ def test_batched_generation_matches_the_naive_loop(tiny_chat_lm):
     assert batched == naive and len(batched) == len(PROMPTS) and all(isinstance(r, str) for r in batched)
 
 
-def test_ragged_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_chat_lm):
+def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_chat_lm):
     import torch
 
-    from safealign.eval.generate import _left_pad, prompt_ids, ragged_prefill
+    from safealign.eval.generate import _left_pad, grouped_prefill, prefill_groups, prompt_ids
 
     model, tokenizer = tiny_chat_lm
-    ragged = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="ragged")
+    grouped = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="grouped")
     padded = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="padded")
-    assert ragged == padded == generate_one_by_one(model, tokenizer, PROMPTS, max_new_tokens=8)
+    assert grouped == padded == generate_one_by_one(model, tokenizer, PROMPTS, max_new_tokens=8)
 
     # the cache itself: the next-token logits from it equal a padded forward pass over the whole prompts
     sequences = [prompt_ids(tokenizer, p, 64) for p in PROMPTS]
     ids, mask = _left_pad(sequences, tokenizer.pad_token_id)
-    cache = ragged_prefill(model, sequences, "cpu")
+    assert any(len({len(sequences[i]) for i in group}) > 1 for group in prefill_groups([len(s) for s in sequences]))
+    cache = grouped_prefill(model, sequences, "cpu", room=1)  # (a group padded on the right is among them)
     assert cache.get_seq_length() == ids.shape[1] - 1
     with torch.no_grad():
         padded_logits = model(input_ids=ids, attention_mask=mask,
@@ -48,18 +49,38 @@ def test_ragged_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_c
         cached_logits = model(input_ids=ids[:, -1:], attention_mask=mask, past_key_values=cache,
                               position_ids=torch.tensor([[len(s) - 1] for s in sequences])).logits[:, -1]
     assert torch.allclose(padded_logits, cached_logits, atol=1e-4)
+    # the cache grows in place, and re-buffers when it runs out of room
+    layer = cache.layers[0]
+    assert layer.keys.shape[2] == layer.buffers[0].shape[2] == ids.shape[1]  # the room (1 token) is used
+    assert layer.keys.data_ptr() == layer.buffers[0].data_ptr()
+    with torch.no_grad():
+        model(input_ids=ids[:, -1:], attention_mask=torch.cat([mask, torch.ones_like(mask[:, :1])], 1),
+              past_key_values=cache, position_ids=torch.tensor([[len(s)] for s in sequences]))
+    assert layer.keys.shape[2] == ids.shape[1] + 1 and layer.buffers[0].shape[2] > ids.shape[1] + 1
 
 
-def test_ragged_prefill_falls_back_to_padding_for_sliding_window_caches(tmp_path):
+def test_prefill_groups_bound_the_padding():
+    from safealign.eval.generate import prefill_groups
+
+    lengths = [100, 5, 98, 97, 50, 49, 6, 300]
+    groups = prefill_groups(lengths, waste=0.1)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    assert groups[0] == [7] and groups[1] == [0, 2, 3] and [6, 1] in groups
+    for group in groups:
+        assert max(lengths[i] for i in group) * len(group) <= 1.1 * sum(lengths[i] for i in group)
+    assert all(len(g) <= 2 for g in prefill_groups([10] * 6, max_tokens=20))
+
+
+def test_grouped_prefill_falls_back_to_padding_for_sliding_window_caches(tmp_path):
     from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
 
-    from safealign.eval.generate import prompt_ids, ragged_prefill
+    from safealign.eval.generate import grouped_prefill
 
     config = MistralConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                            num_attention_heads=4, num_key_value_heads=2, sliding_window=4)
     model = MistralForCausalLM(config).eval()
     tokenizer = _byte_tokenizer()
-    assert ragged_prefill(model, [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is None
+    assert grouped_prefill(model, [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is None
     assert generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5) == \
         generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5, prefill="padded")
 

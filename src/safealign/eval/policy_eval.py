@@ -42,7 +42,7 @@ class PolicyEvalConfig:
         "help": "an HF reward model id or folder, e.g. OpenAssistant/reward-model-deberta-v3-large-v2 (needs the hub)"})
     data: str = field(default="", metadata={"help": "the prepared directory whose test split gives prompts"})
     max_new_tokens: int = field(default=50, metadata={"help": "greedy tokens per response"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per generate call"})
+    batch_size: int = field(default=32, metadata={"help": "prompts decoded together (one generate call)"})
     engine: str = field(default="transformers", metadata={
         "help": "generation engine: transformers, or vllm (optional extra, a CUDA GPU; same greedy outputs)"})
     max_prompt_tokens: int = field(default=384, metadata={
