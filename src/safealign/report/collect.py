@@ -352,7 +352,8 @@ def _recommend_policy(report: dict, choice: dict) -> list[str]:
     else:
         lines.append("No arm measurably reduced harmful responses at this scale: the differences from the base are "
                      "within noise, so none can be recommended over the base on this evidence; a larger policy, "
-                     "more training pairs or more Safe RLHF steps (the paper profile) are needed to separate them.")
+                     "more training pairs or more Safe RLHF steps (`--profile gpu` on a GPU, or `--profile paper` "
+                     "with the hub) are needed to separate them.")
     if helpful:
         lines.append(f"Cost in helpfulness: {best}'s Helpfulness Rate is {_pct(table[best]['helpfulness_rate'])} "
                      f"against the base's {_pct(table['base']['helpfulness_rate'])} "
