@@ -30,7 +30,7 @@ def test_batched_generation_matches_the_naive_loop(tiny_chat_lm):
 def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_chat_lm):
     import torch
 
-    from safealign.eval.generate import _left_pad, grouped_prefill, prefill_groups, prompt_ids
+    from safealign.eval.generate import _left_pad, cache_argument, grouped_prefill, prefill_groups, prompt_ids
 
     model, tokenizer = tiny_chat_lm
     grouped = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="grouped")
@@ -46,7 +46,7 @@ def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_
     with torch.no_grad():
         padded_logits = model(input_ids=ids, attention_mask=mask,
                               position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
-        cached_logits = model(input_ids=ids[:, -1:], attention_mask=mask, past_key_values=cache,
+        cached_logits = model(input_ids=ids[:, -1:], attention_mask=mask, **{cache_argument(model): cache},
                               position_ids=torch.tensor([[len(s) - 1] for s in sequences])).logits[:, -1]
     assert torch.allclose(padded_logits, cached_logits, atol=1e-4)
     # the cache grows in place, and re-buffers when it runs out of room
@@ -55,7 +55,7 @@ def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_
     assert layer.keys.data_ptr() == layer.buffers[0].data_ptr()
     with torch.no_grad():
         model(input_ids=ids[:, -1:], attention_mask=torch.cat([mask, torch.ones_like(mask[:, :1])], 1),
-              past_key_values=cache, position_ids=torch.tensor([[len(s)] for s in sequences]))
+              **{cache_argument(model): cache}, position_ids=torch.tensor([[len(s)] for s in sequences]))
     assert layer.keys.shape[2] == ids.shape[1] + 1 and layer.buffers[0].shape[2] > ids.shape[1] + 1
 
 
@@ -81,6 +81,9 @@ def test_grouped_prefill_falls_back_to_padding_for_sliding_window_caches(tmp_pat
     model = MistralForCausalLM(config).eval()
     tokenizer = _byte_tokenizer()
     assert grouped_prefill(model, [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is None
+    # the same model without its sliding window takes the grouped path (the fallback is for the window alone)
+    config.sliding_window = None
+    assert grouped_prefill(MistralForCausalLM(config).eval(), [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is not None
     assert generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5) == \
         generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5, prefill="padded")
 

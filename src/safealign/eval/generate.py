@@ -41,6 +41,14 @@ def _left_pad(sequences: list[list[int]], pad_id: int):
     return ids, mask
 
 
+def cache_argument(model) -> str | None:
+    """The name under which the model's forward takes and returns its key/value cache: `cache` from
+    transformers 5.24 (`past_key_values` still works there, deprecated), `past_key_values` before; None if
+    neither."""
+    accepts = inspect.signature(model.forward).parameters
+    return next((name for name in ("cache", "past_key_values") if name in accepts), None)
+
+
 def _roomy_layer(keys, values, room: int):
     """A DynamicLayer holding `keys`/`values` in buffers with room for `room` more tokens."""
     from transformers.cache_utils import DynamicLayer
@@ -118,7 +126,8 @@ def grouped_prefill(model, sequences: list[list[int]], device, room: int = 0):
         return type(cache) is DynamicCache and all(type(layer) is DynamicLayer for layer in cache.layers)
 
     accepts = inspect.signature(model.forward).parameters
-    if min(len(s) for s in sequences) < 2 or not {"position_ids", "logits_to_keep", "past_key_values"} <= set(accepts):
+    name = cache_argument(model)
+    if min(len(s) for s in sequences) < 2 or name is None or not {"position_ids", "logits_to_keep"} <= set(accepts):
         return None
     heads = [s[:-1] for s in sequences]  # the last token goes through generate, which then decodes
     width = max(len(h) for h in heads)
@@ -128,8 +137,8 @@ def grouped_prefill(model, sequences: list[list[int]], device, room: int = 0):
             shared = min(_common_prefix([heads[i] for i in group]), min(len(heads[i]) for i in group) - 1)
             cache = None
             if shared > 0:
-                prefix = model(input_ids=torch.tensor([heads[group[0]][:shared]], device=device), use_cache=True,
-                               logits_to_keep=1).past_key_values
+                prefix = getattr(model(input_ids=torch.tensor([heads[group[0]][:shared]], device=device),
+                                       use_cache=True, logits_to_keep=1), name)
                 if not plain(prefix):
                     return None
                 cache = DynamicCache(ddp_cache_data=[(layer.keys.expand(len(group), -1, -1, -1),
@@ -139,8 +148,8 @@ def grouped_prefill(model, sequences: list[list[int]], device, room: int = 0):
             longest = max(len(r) for r in rest)
             ids = torch.tensor([r + [r[-1]] * (longest - len(r)) for r in rest], device=device)  # right padding
             positions = torch.arange(shared, shared + longest, device=device).expand(len(group), -1)
-            cache = model(input_ids=ids, past_key_values=cache, position_ids=positions, use_cache=True,
-                          logits_to_keep=1).past_key_values
+            cache = getattr(model(input_ids=ids, position_ids=positions, use_cache=True, logits_to_keep=1,
+                                  **{name: cache}), name)
             if not plain(cache):
                 return None
             for row, i in enumerate(group):
@@ -181,7 +190,8 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
             cache = (grouped_prefill(model, sequences, device, room=max_new_tokens)
                      if prefill == "grouped" else None)
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad_id, past_key_values=cache)
+                                 max_new_tokens=max_new_tokens, pad_token_id=pad_id,
+                                 **({cache_argument(model): cache} if cache is not None else {}))
             for row, i in enumerate(index):
                 responses[i] = tokenizer.decode(out[row, ids.shape[1]:], skip_special_tokens=True).strip()
     return responses
