@@ -82,8 +82,9 @@ def test_grouped_prefill_falls_back_to_padding_for_sliding_window_caches(tmp_pat
     tokenizer = _byte_tokenizer()
     assert grouped_prefill(model, [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is None
     # the same model without its sliding window takes the grouped path (the fallback is for the window alone)
-    config.sliding_window = None
-    assert grouped_prefill(MistralForCausalLM(config).eval(), [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is not None
+    windowless = MistralForCausalLM(MistralConfig(**{**config.to_dict(), "sliding_window": None})).eval()
+    assert windowless.config.sliding_window is None and model.config.sliding_window == 4
+    assert grouped_prefill(windowless, [[1, 5, 6, 7, 8, 9], [1, 5, 9]], "cpu") is not None
     assert generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5) == \
         generate_batched(model, tokenizer, PROMPTS, max_new_tokens=6, batch_size=5, prefill="padded")
 

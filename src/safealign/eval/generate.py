@@ -180,6 +180,7 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
     encoded = [prompt_ids(tokenizer, p, max_prompt_tokens) for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
     device = next(model.parameters()).device
+    cache_name = cache_argument(model)
     responses: list[str | None] = [None] * len(prompts)
     model.eval()
     with torch.no_grad():
@@ -191,7 +192,7 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
                      if prefill == "grouped" else None)
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad_id,
-                                 **({cache_argument(model): cache} if cache is not None else {}))
+                                 **({cache_name: cache} if cache is not None else {}))
             for row, i in enumerate(index):
                 responses[i] = tokenizer.decode(out[row, ids.shape[1]:], skip_special_tokens=True).strip()
     return responses
