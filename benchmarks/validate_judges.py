@@ -1,0 +1,55 @@
+"""The judges' validity cards on human labels, written where the product reads them.
+
+    python benchmarks/validate_judges.py [--shared ../shared]
+
+- refusal: the refusal rules on XSTest's completions of GPT-4 and Llama-2-70b-chat (900 rows, two human
+  annotators; partial refusal counts as refusal), beside the refusal-prefix string match on the same rows.
+  The completions may not ship, so the measured card does: src/safealign/data/judges/refusal_card.json
+  (held_out = the even-numbered prompts, never read while the rules were written; all rows; per model).
+- harm and helpfulness: `build_judges` as the audit runs it (GPTFuzz train -> evaluate; the study's
+  helpful prompts, half and half), with its wall time.
+Everything goes to benchmarks/results/judges.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from safealign.eval.validity import build_judges, xstest_refusal_cards  # noqa: E402
+from safealign.io import write_json_atomic  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    args = parser.parse_args()
+    xstest = Path(args.shared) / "data" / "judge-validation" / "xstest-completions"
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    refusal = xstest_refusal_cards(xstest) | {"measured_by": "benchmarks/validate_judges.py", "commit": commit}
+    write_json_atomic(ROOT / "src" / "safealign" / "data" / "judges" / "refusal_card.json", refusal)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        built = build_judges(out)
+    seconds = round(time.perf_counter() - start, 1)
+    write_json_atomic(ROOT / "benchmarks" / "results" / "judges.json", {
+        "commit": commit, "build_seconds": seconds, "cards": built["cards"], "refusal_per_model": refusal["per_model"],
+        "refusal_all_rows": refusal["all"]})
+    for role, card in built["cards"].items():
+        base = card.get("baseline")
+        print(f"{role:12s} {card['judge']:18s} n={card['n']:5d} acc={card['accuracy']['value']:.3f} "
+              f"f1={card['f1']:.3f} {card['f1_ci']} kappa={card['kappa']:.3f} {card['kappa_ci']} valid={card['valid']}"
+              + (f" | baseline acc={base['accuracy']['value']:.3f} kappa={base['kappa']:.3f}" if base else ""))
+    print(f"build_judges: {seconds} s")
+
+
+if __name__ == "__main__":
+    main()
