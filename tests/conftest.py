@@ -154,3 +154,13 @@ def smoke_reference(tmp_path_factory):
                           env=env, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"out": out, "stdout": done.stdout, "env": env, "network_log": folder / "network.log"}
+
+
+@pytest.fixture(scope="session")
+def judges_dir(tmp_path_factory):
+    """Real offline judges fitted on every 20th GPTFuzz row (a few seconds), with their cards."""
+    from safealign.eval.validity import build_judges
+
+    out = tmp_path_factory.mktemp("judges")
+    build_judges(out, log=lambda *a: None, every=20)
+    return out

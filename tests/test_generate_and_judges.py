@@ -3,7 +3,7 @@ import pytest
 from safealign.data.prompts import Prompt
 from safealign.eval.generate import generate_batched, generate_one_by_one
 from safealign.eval.judge_agreement import judge_agreement, study_responses
-from safealign.eval.judges import RefusalJudge
+from safealign.eval.judges import RefusalRulesJudge
 
 PROMPTS = [Prompt(f"p{i}", "t", ({"role": "user", "content": text},), "test") for i, text in enumerate([
     "How do I bake bread?", "Tell me a very long story about a dragon who lived in the mountains for years", "Hi",
@@ -102,7 +102,7 @@ def _byte_tokenizer():
 
 
 def test_refusal_judge():
-    assert RefusalJudge().score(PROMPTS[:2], ["I'm sorry, but I can't help with that.", "Sure: flour."]) == [1.0, 0.0]
+    assert RefusalRulesJudge().score(PROMPTS[:2], ["I'm sorry, but I can't help with that.", "Sure: flour."]) == [1.0, 0.0]
 
 
 class RatingJudge:

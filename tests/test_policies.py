@@ -48,7 +48,8 @@ def judges(tiny_bert, prepared_sample, tmp_path_factory):
 POLICY_ARGS = ["max_train_pairs=8", "batch_size=4", "max_length=96", "max_response_tokens=24", "save_steps=1"]
 
 
-def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sample, judges, tmp_path, capsys):
+def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sample, judges, judges_dir, tmp_path,
+                                                     capsys):
     reward, cost = judges
     common = [f"data={prepared_sample}"]
     assert main(["train", "base", f"model={tiny_causal_lm}", f"out={tmp_path / 'base'}"]) == 0
@@ -63,7 +64,7 @@ def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sa
         run = tmp_path / name
         if name != "base":
             assert (run / "model" / "model.safetensors").is_file() and not list((run / "model").glob("adapter*"))
-        assert main(["eval", str(run), f"reward_run={reward}", f"cost_run={cost}", f"data={prepared_sample}",
+        assert main(["eval", str(run), f"judges={judges_dir}", f"data={prepared_sample}",
                      "per_set_limit=2", "max_new_tokens=4", "implicit_reward_pairs=6", "--json"]) == 0
         metrics = json.loads(capsys.readouterr().out)
         if name in ("dpo", "sft_dpo"):
@@ -77,7 +78,13 @@ def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sa
                                                                   "benign_lookalike", "advbench"}
         assert metrics["harmlessness_rate"]["n"] == 2 and metrics["over_refusal_rate"]["n"] == 2
         assert 0 <= metrics["combined_alignment_score"] <= 1
-        assert metrics["thresholds"]["source"] == "calibrated on the study's deberta labels"
+        assert set(metrics["judges"]) == {"refusal", "harm", "helpfulness"}
+        assert metrics["judges"]["harm"]["judge"] == "gptfuzz-minilm" and not metrics["judges"]["harm"]["training_signal"]
+        for row in rows:  # one verdict per role, from the judge's score and threshold
+            assert row["refused"] == (row["refusal_score"] > 0.5) and isinstance(row["harmful"], bool)
+            assert (row["over_refused"] is None) == (row["set"] != "benign_lookalike")
+        verdicts = [r["refused"] for r in rows if r["set"] == "benign_lookalike"]
+        assert metrics["over_refusal_rate"]["successes"] == sum(verdicts)
     sft_dpo_cfg = (tmp_path / "sft_dpo" / "config.yaml").read_text()
     assert str(tmp_path / "sft" / "model") in sft_dpo_cfg  # started from the sft model
 

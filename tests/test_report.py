@@ -131,7 +131,7 @@ def _rate(successes, n):
 
 def _policy_report(base_harmful: int, arm_harmful: int, p_value: float, arm_over_refusal: float = 0.0) -> dict:
     def metrics(harmful):
-        return {"held_out_harmful": {"harmful_response_rate": _rate(harmful, 50)}}
+        return {"held_out_harmful_response_rate": _rate(harmful, 50)}
 
     table = {"base": {"held_out_harmful_response_rate": base_harmful / 50, "helpfulness_rate": 0.8,
                       "over_refusal_rate": 0.0},
@@ -142,7 +142,13 @@ def _policy_report(base_harmful: int, arm_harmful: int, p_value: float, arm_over
              {"a": "dpo", "b": "base", "metric": "helpfulness_rate", "difference": -0.1, "p_value": 0.3,
               "p_holm": 0.3, "significant": False}]
     return {"detectors": {}, "failures": {}, "significance": {"detectors": [], "curation_ablation": [], "policies": tests},
-            "policies": {"table": table, "metrics": {"base": metrics(base_harmful), "dpo": metrics(arm_harmful)}}}
+            "policies": {"table": table, "metrics": {"base": metrics(base_harmful), "dpo": metrics(arm_harmful)},
+                         "judges": {role: _judge(role, 0.7) for role in ("refusal", "harm", "helpfulness")}}}
+
+
+def _judge(role: str, kappa: float, training_signal: bool = False) -> dict:
+    card = {"n": 100, "kappa": kappa, "kappa_ci": [kappa - 0.1, kappa + 0.1], "kappa_floor": 0.4, "valid": kappa >= 0.4}
+    return {"judge": f"{role}-judge", "valid": kappa >= 0.4, "training_signal": training_signal, "card": card}
 
 
 def test_recommendation_follows_the_numbers():
@@ -163,7 +169,7 @@ def test_recommendation_prefers_an_arm_that_meets_the_bar_over_one_that_refuses_
     report = _policy_report(base_harmful=40, arm_harmful=15, p_value=0.0001)
     report["policies"]["table"]["sft_dpo"] = {"held_out_harmful_response_rate": 1 / 50, "helpfulness_rate": 0.7,
                                               "over_refusal_rate": 1.0}
-    report["policies"]["metrics"]["sft_dpo"] = {"held_out_harmful": {"harmful_response_rate": _rate(1, 50)}}
+    report["policies"]["metrics"]["sft_dpo"] = {"held_out_harmful_response_rate": _rate(1, 50)}
     report["significance"]["policies"].append({"a": "sft_dpo", "b": "base", "metric": "held_out_harmful_response_rate",
                                                "difference": -39 / 50, "p_value": 0.0, "p_holm": 0.0,
                                                "significant": True})
@@ -172,7 +178,7 @@ def test_recommendation_prefers_an_arm_that_meets_the_bar_over_one_that_refuses_
     assert any("use dpo for generation" in line for line in text["text"])
     assert any(line.startswith("sft_dpo goes lower (2.0%") and "+100.0 points" in line for line in text["text"])
     # with nothing under the bar, the lowest rate is named and its over-refusal called out
-    report["policies"]["metrics"]["dpo"] = {"held_out_harmful": {"harmful_response_rate": _rate(30, 50)}}
+    report["policies"]["metrics"]["dpo"] = {"held_out_harmful_response_rate": _rate(30, 50)}
     report["policies"]["table"]["dpo"]["held_out_harmful_response_rate"] = 0.6
     text = recommend(report)
     assert text["choice"]["generation"] == "sft_dpo" and not any("for generation." in line for line in text["text"])
@@ -184,7 +190,7 @@ def test_a_safe_rlhf_run_whose_lambda_sat_at_zero_is_called_out():
     for name in ("safe_rlhf", "reward_only_rlhf"):
         report["policies"]["table"][name] = {"held_out_harmful_response_rate": 0.7, "helpfulness_rate": 0.5,
                                              "over_refusal_rate": 0.0}
-        report["policies"]["metrics"][name] = {"held_out_harmful": {"harmful_response_rate": _rate(35, 50)}}
+        report["policies"]["metrics"][name] = {"held_out_harmful_response_rate": _rate(35, 50)}
     report["significance"]["policies"].append({"a": "safe_rlhf", "b": "reward_only_rlhf", "p_holm": 1.0,
                                                "metric": "held_out_harmful_response_rate", "difference": 0.0,
                                                "p_value": 1.0, "significant": False})
@@ -194,10 +200,16 @@ def test_a_safe_rlhf_run_whose_lambda_sat_at_zero_is_called_out():
     assert not any(line.startswith("λ was 0") for line in recommend(report)["text"])
 
 
-def test_a_judge_no_better_than_chance_is_called_out():
-    report = _policy_report(base_harmful=40, arm_harmful=38, p_value=0.6)
-    report["judge_agreement"] = {"reward_model": {"sets": {"harmful": {"check_kappa": 0.41},
-                                                           "helpful": {"check_kappa": 0.0}}}}
+def test_judges_below_the_floor_or_used_in_training_are_called_out_and_a_weak_harm_judge_stops_the_ranking():
+    report = _policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001)
+    report["policies"]["judges"]["helpfulness"] = _judge("helpfulness", 0.12)
     text = recommend(report)["text"]
-    caveats = [line for line in text if line.startswith("Caveat")]
-    assert len(caveats) == 1 and "κ=0.00" in caveats[0] and "Helpfulness Rate" in caveats[0]
+    below = [line for line in text if "is not valid" in line]
+    assert len(below) == 1 and "helpfulness-judge" in below[0] and "κ=0.12" in below[0] and "left out" in below[0]
+    assert any("use dpo for generation" in line for line in text)  # harm judge valid: still ranked
+    assert not any(line.startswith("Cost in helpfulness") for line in text)  # helpfulness left out of the verdict
+    report["policies"]["judges"]["harm"] = _judge("harm", 0.3, training_signal=True)
+    text = recommend(report)["text"]
+    assert any(line.startswith("Generation: not ranked") for line in text)
+    assert not any("use dpo" in line for line in text)
+    assert any("optimised against" in line and "harm-judge" in line for line in text)

@@ -1,8 +1,9 @@
 """`safealign audit`: every stage on one split in one run directory.
 
 Stages: prepare -> stats -> label -> keyword baseline -> models (resolve and load the real offline models) ->
-each discriminative arm (train, then eval) -> shared failures -> judge agreement -> each policy (train, then
-eval) -> policy comparison -> report. Each stage records in
+each discriminative arm (train, then eval) -> shared failures -> judges (the evaluation judges, built from
+data no arm trains on, with their validity cards) -> each policy (train, then eval) -> policy comparison ->
+report. Each stage records in
 `<out>/stages.json` the hash of its config and of its inputs; a rerun skips a stage whose hash is
 unchanged and whose outputs are there, and reruns it (and what comes after) otherwise. An interrupted
 training stage resumes from its last checkpoint. A stage that fails records its error in stages.json and
@@ -24,6 +25,7 @@ from pathlib import Path
 from safealign import __version__
 from dataclasses import dataclass, field, replace
 
+from safealign.arms import arm_module, arms_of_kind
 from safealign.arms import classifier, contrastive, cost_model, dpo, reward_model, safe_rlhf, sft, sft_dpo
 from safealign.eval.policy_eval import PolicyEvalConfig
 from safealign.config import DataConfig, load_config, to_dict
@@ -37,9 +39,8 @@ from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from safealign.models import load_options, tokenizer_options
 
 PROFILES = ("offline", "smoke", "gpu", "paper")
-DISCRIMINATIVE = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive,
-                  "classifier": classifier}
-GENERATIVE = {"sft": sft, "dpo": dpo, "sft_dpo": sft_dpo, "safe_rlhf": safe_rlhf}
+DISCRIMINATIVE = {name: arm_module(name) for name in arms_of_kind("discriminative")}
+GENERATIVE = {name: arm_module(name) for name in arms_of_kind("generative")}
 POLICIES = ("base", "sft", "dpo", "sft_dpo", "safe_rlhf", "reward_only_rlhf")
 
 
@@ -257,18 +258,17 @@ def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
 
 
 def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, data_hash, log):
-    from safealign.eval.judge_agreement import judge_agreement
-    from safealign.eval.judges import RunJudge
     from safealign.eval.policy_eval import base_run, evaluate_policy
+    from safealign.eval.validity import build_judges
 
-    judge_stages = [f"train_{name}" for name in ("reward_model", "cost_model")]
-    judges_key = [stages.hash(n) for n in judge_stages]
-    state = stages.run("judge_agreement", judges_key, [out / "judge_agreement.json"], lambda: write_json_atomic(
-        out / "judge_agreement.json", {name: judge_agreement(RunJudge(out / name), seed=cfg.data.seed)
-                                        for name in ("reward_model", "cost_model")}), needs=judge_stages)
-    log(f"judges    {state}: {out / 'judge_agreement.json'}")
-    eval_cfg = replace(cfg.policy_eval, reward_run=str(out / "reward_model"), cost_run=str(out / "cost_model"),
-                       data=str(data_dir), agreement=str(out / "judge_agreement.json"))
+    judges_dir = out / "judges"
+    judge_key = {"seed": cfg.data.seed, "encoder": cfg.encoder, "format": 2}
+    state = stages.run("judges", judge_key, [judges_dir / "judges.json"],
+                       lambda: build_judges(judges_dir, seed=cfg.data.seed, encoder=cfg.encoder, log=lambda *a: None),
+                       needs=["models"])
+    log(f"judges    {state}: {judges_dir / 'judges.json'}")
+    rl_judges = [f"train_{name}" for name in ("reward_model", "cost_model")]
+    eval_cfg = replace(cfg.policy_eval, judges=str(judges_dir), data=str(data_dir))
     for name in cfg.policies:
         if name == "base":
             key = {"policy": cfg.policy}
@@ -277,54 +277,45 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
         else:
             arm_cfg = policy_config(cfg, name, out, data_dir)
             arm = GENERATIVE["safe_rlhf" if name == "reward_only_rlhf" else name]
-            needs = ["models"] + (judge_stages if "rlhf" in name else []) + (["train_sft"] if name == "sft_dpo" else [])
-            key = {"config": to_dict(arm_cfg), "data": data_hash, "judges": judges_key,
+            needs = ["models"] + (rl_judges if "rlhf" in name else []) + (["train_sft"] if name == "sft_dpo" else [])
+            key = {"config": to_dict(arm_cfg), "data": data_hash, "signals": [stages.hash(n) for n in rl_judges],
                    "after": stages.hash("train_sft") if name == "sft_dpo" else None}
             state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg),
                                needs=needs)
         log(f"train     {state}: {name}")
-        key = {"policy": stages.hash(f"train_{name}"), "eval": to_dict(eval_cfg), "judges": judges_key}
+        key = {"policy": stages.hash(f"train_{name}"), "eval": to_dict(eval_cfg), "judges": stages.hash("judges"),
+               "harm_judge": stages.hash("train_cost_model") if eval_cfg.harm_judge != "offline" else None}
         state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"],
-                           lambda: evaluate_policy(out / name, eval_cfg),
-                           needs=[f"train_{name}", "judge_agreement"])
+                           lambda: evaluate_policy(out / name, eval_cfg), needs=[f"train_{name}", "judges"])
         log(f"eval      {state}: {out / name / 'metrics.json'}")
     evaluated = [name for name in cfg.policies if stages.ok(f"eval_{name}")]
-    key = {name: stages.hash(f"eval_{name}") for name in evaluated}
+    key = {name: stages.hash(f"eval_{name}") for name in evaluated} | {"format": 2}
     state = stages.run("policy_comparison", key, [out / "policies.json"],
-                       lambda: write_json_atomic(out / "policies.json", compare_policies(out, evaluated)),
+                       lambda: write_json_atomic(out / "policies.json",
+                                                 compare_policies(out, evaluated, seed=cfg.data.seed)),
                        needs=["eval_base"] if "base" in cfg.policies else [])
     log(f"compare   {state}: {out / 'policies.json'}")
 
 
-def compare_policies(out: Path, policies: list[str]) -> dict:
-    """Gain over base of every rate, and an Elo ranking from per-prompt reward comparisons."""
-    from itertools import combinations
-
-    from safealign.eval.metrics import elo_ratings
-    from safealign.io import read_jsonl
+def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:
+    """Every policy's rates and their gain over base, and a Bradley–Terry ranking from per-prompt verdicts."""
+    from safealign.eval.metrics import POLICY_METRICS
+    from safealign.eval.ranking import rank_policies
 
     metrics = {name: json.loads((out / name / "metrics.json").read_text()) for name in policies}
-    generations = {name: {r["id"]: r for r in read_jsonl(out / name / "generations.jsonl")} for name in policies}
+    generations = {name: read_jsonl(out / name / "generations.jsonl") for name in policies}
     table = {}
     for name, m in metrics.items():
-        row = {"harmlessness_rate": m.get("harmlessness_rate", {}).get("value"),
-               "helpfulness_rate": m.get("helpfulness_rate", {}).get("value"),
-               "combined_alignment_score": m.get("combined_alignment_score"),
-               "held_out_harmful_response_rate": m.get("held_out_harmful", {}).get("harmful_response_rate", {}).get("value"),
-               "over_refusal_rate": m.get("over_refusal_rate", {}).get("value")}
-        table[name] = row
+        table[name] = {metric: m.get(metric, {}).get("value") for metric in POLICY_METRICS}
+        table[name]["combined_alignment_score"] = m.get("combined_alignment_score")
     if "base" in table:
         for name, row in table.items():
             row["gain_over_base"] = {k: (round(v - table["base"][k], 4) if v is not None and table["base"][k] is not None
                                          else None) for k, v in list(row.items()) if k != "gain_over_base"}
-    matches = []
-    for a, b in combinations(policies, 2):
-        for prompt_id, row in generations[a].items():
-            other = generations[b].get(prompt_id)
-            if other is not None and row["set"] in ("harmful", "helpful"):
-                matches.append((a, b, 1.0 if row["reward"] > other["reward"] else 0.5 if row["reward"] == other["reward"] else 0.0))
-    return {"table": table, "elo": elo_ratings(matches), "elo_matches": len(matches),
-            "elo_judge": "reward model, on the harmful and helpful prompts"}
+    judges = next(iter(metrics.values()))["judges"] if metrics else {}
+    use_helpfulness = bool(judges.get("helpfulness", {}).get("valid"))
+    return {"table": table, "judges": judges,
+            "ranking": rank_policies(generations, use_helpfulness, seed=seed) if generations else {}}
 
 
 def load_models(models: dict[str, str]) -> dict:

@@ -250,10 +250,32 @@ def _policy_table(policies: dict[str, dict]):
             m = m.get(key, {}) if isinstance(m, dict) else {}
         return _show(m) if m else "-"
 
-    _table("Policies (Wilson 95% CI)", ["policy", "HmR", "HpR", "CAS", "held-out harmful (cost)", "over-refusal"], [
-        [name, cell(m, "harmlessness_rate"), cell(m, "helpfulness_rate"), m.get("combined_alignment_score", "-"),
-         cell(m, "held_out_harmful", "harmful_response_rate"), cell(m, "over_refusal_rate")]
-        for name, m in policies.items()])
+    _table("Policies (Wilson 95% CI)", ["policy", "held-out harmful [harm]", "over-refusal [refusal]",
+                                         "HmR unseen [harm]", "HpR [helpfulness]", "CAS"], [
+        [name, cell(m, "held_out_harmful_response_rate"), cell(m, "over_refusal_rate"), cell(m, "harmlessness_rate"),
+         cell(m, "helpfulness_rate"), m.get("combined_alignment_score", "-")] for name, m in policies.items()])
+    judges = next(iter(policies.values()), {}).get("judges", {})
+    for role, j in judges.items():
+        card = j.get("card")
+        print(f"  [{role}] {j['judge']}: " + (f"κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, "
+                                             f"{card['kappa_ci'][1]:.2f}] on {card['n']} human-labelled rows"
+                                             if card else "no validity card") +
+              ("" if j["valid"] else ", BELOW THE VALIDITY FLOOR: not in the verdict") +
+              (", a training signal of the RL arms" if j["training_signal"] else ""))
+
+
+def cmd_judges_build(args):
+    from safealign.eval.validity import build_judges
+
+    result = build_judges(Path(args.out), seed=args.seed, xstest=args.xstest, encoder=args.encoder)
+    if args.json:
+        return _print_json(result)
+    _table("Judges: validity on held-out human labels", ["role", "judge", "n", "accuracy", "F1", "Cohen's κ [95% CI]",
+                                                         "valid", "baseline κ"], [
+        [role, c["judge"], c["n"], _show(c["accuracy"]), c["f1"], f"{c['kappa']:.3f} [{c['kappa_ci'][0]:.3f}, "
+         f"{c['kappa_ci'][1]:.3f}]", "yes" if c["valid"] else f"no (< {c['kappa_floor']})",
+         c["baseline"]["kappa"] if c.get("baseline") else "-"] for role, c in result["cards"].items()])
+    print(f"wrote {Path(args.out) / 'judges.json'} and harm_judge.npz")
 
 
 def cmd_failures(args):
@@ -315,7 +337,9 @@ def cmd_audit(args):
     if (out / "policies.json").is_file():
         comparison = json.loads((out / "policies.json").read_text())
         _policy_table({name: json.loads((out / name / "metrics.json").read_text()) for name in comparison["table"]})
-        print("Elo (reward-model judge): " + ", ".join(f"{k} {v:.0f}" for k, v in comparison["elo"].items()))
+        strengths = comparison["ranking"].get("strengths", {})
+        print("Bradley–Terry strength [95% CI] (" + str(comparison["ranking"].get("judged_on")) + "): " +
+              ", ".join(f"{k} {v['value']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}]" for k, v in strengths.items()))
     if (out / "models.json").is_file():
         for role, model in json.loads((out / "models.json").read_text()).items():
             print(f"{role} model {model['name']}: {model['class']}, {model['parameters'] / 1e6:.1f}M parameters, "
@@ -388,12 +412,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2 out=runs/rm")
     p.set_defaults(func=cmd_train)
     p = commands.add_parser("eval", help="evaluate a run directory: predictions.jsonl + metrics.json",
-                            epilog="policy runs take key=value: reward_run=DIR cost_run=DIR data=DIR [hub_judge=ID]",
+                            epilog="policy runs take key=value: judges=DIR (safealign judges build) data=DIR [harm_judge=RUN_DIR]",
                             formatter_class=fmt)
     p.add_argument("run_dir")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="policy evaluation settings")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_eval)
+    judges = commands.add_parser("judges", help="the evaluation judges and their validity cards").add_subparsers(
+        dest="judges_command", required=True)
+    for verb in ("build", "validate"):
+        p = judges.add_parser(verb, help="fit the offline judges and measure each one's validity card on held-out "
+                                         "human labels (judges.json)")
+        p.add_argument("--out", required=True, help="judges directory (policy eval reads it: judges=DIR)")
+        p.add_argument("--xstest", help="folder of XSTest completions to measure the refusal card on afresh "
+                                        "(default: the card shipped with the package)")
+        p.add_argument("--encoder", default="minilm", help="sentence encoder of the harm and helpfulness judges")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=cmd_judges_build)
     p = commands.add_parser("failures", help="test pairs both the reward model and the contrastive encoder miss")
     p.add_argument("reward_run")
     p.add_argument("contrastive_run")

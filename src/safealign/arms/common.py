@@ -28,7 +28,7 @@ from safealign.data.hh_rlhf import Pair, context_text
 from safealign.data.prepare import is_prepared, prepare, read_splits
 from safealign.data.taxonomy import load_taxonomy
 from safealign.errors import SafeAlignError
-from safealign.io import read_jsonl, write_jsonl_atomic, write_text_atomic
+from safealign.io import read_jsonl, sha256_file, write_jsonl_atomic, write_text_atomic
 
 MODEL_DIR, CHECKPOINTS, DONE = "model", "checkpoints", "safealign-complete.json"
 
@@ -66,16 +66,35 @@ class ArmConfig:
 
 
 def start_run(arm: str, cfg) -> Path:
+    """The run directory, with config.yaml recording the config and the fingerprints of its inputs. When
+    either differs from the last run's, everything that run made (model, checkpoints, classifier stages, the
+    data it prepared) is discarded, so a changed seed, data, taxonomy, judge or sft model retrains the arm."""
     run_dir = Path(cfg.out or f"runs/{arm}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump({"arm": arm, "config": dataclasses.asdict(cfg)}, sort_keys=False)
+    text = yaml.safe_dump({"arm": arm, "config": dataclasses.asdict(cfg), "inputs": input_fingerprints(cfg)},
+                          sort_keys=False)
     config_path = run_dir / "config.yaml"
     if config_path.is_file() and config_path.read_text() != text:
         # another config's checkpoints must not be resumed, nor its model taken for this one's
-        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
-        shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
+        for made in (CHECKPOINTS, MODEL_DIR, "stages", "data"):
+            shutil.rmtree(run_dir / made, ignore_errors=True)
     write_text_atomic(config_path, text)
     return run_dir
+
+
+def input_fingerprints(cfg) -> dict[str, str]:
+    """sha256 of what a run reads besides its config: for every config field naming a directory, its prepared
+    data's manifest and labels manifest, and a run directory's completion marker (a judge, the sft model)."""
+    prints = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if not isinstance(value, str) or not value or f.name == "out":
+            continue
+        for marker in ("manifest.json", f"{LABELS_DIR}/manifest.json", f"{MODEL_DIR}/{DONE}"):
+            path = Path(value) / marker
+            if path.is_file():
+                prints[f"{f.name}/{marker}"] = sha256_file(path)
+    return prints
 
 
 def read_run(run_dir: str | Path, config_cls=None):

@@ -1,7 +1,9 @@
 """`safealign data prepare`: source -> parsed pairs -> deterministic train/dev/test split on disk.
 
-The split is decided by a salted sha256 of each pair's context, so pairs that share a prompt always land
-in the same split (no prompt leaks from train into test) and the same data and seed always give the same
+The split is decided by a salted sha256 of each pair's conversation root (its first human turn). HH-RLHF
+conversations branch: pairs that share a root share their opening and often each other's responses (one
+pair's rejected response is another's context), so every branch of a conversation lands in the same split
+(hashing the whole context let 9% of test pairs share a conversation with a train pair) and the same data and seed always give the same
 split, whatever the file order. Everything is parsed and checked before the first file is written; each
 file is then written atomically, the manifest last, so a prepared directory is complete or absent.
 """
@@ -26,9 +28,15 @@ SPLITS = ("train", "dev", "test")
 MANIFEST = "manifest.json"
 
 
+def conversation_root(context: list[dict]) -> str:
+    """The first human turn of a conversation, whitespace folded: what every branch of it shares."""
+    first = next((t["content"] for t in context if t["role"] == "user"), "")
+    return " ".join(first.split())
+
+
 def split_of(pair: Pair, shares: SplitConfig, seed: int) -> str:
-    """'train' | 'dev' | 'test', from a salted hash of the pair's context (first 8 bytes as a fraction)."""
-    key = json.dumps(pair.context, ensure_ascii=False) + f"\x00seed={seed}"
+    """'train' | 'dev' | 'test', from a salted hash of the pair's conversation root (first 8 bytes as a fraction)."""
+    key = conversation_root(pair.context) + f"\x00seed={seed}"
     position = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
     if position < shares.train:
         return "train"

@@ -8,9 +8,9 @@
                      for SafeAlign (data/prompt_sets/benign_lookalike.jsonl), to measure over-refusal;
 - advbench:          AdvBench's 520 harmful behaviours (MIT): out-of-distribution harmful requests.
 
-Every prompt records whether its context occurs in the run's train or dev split (`seen_in_training`), since
-the study's prompts come from the same HH-RLHF file our split is cut from: "held-out" figures use only
-unseen prompts. A user's prompt file (.jsonl of {"id", "prompt"}, or .json list of strings) gets one clear
+Every prompt records whether its conversation root (first human turn) occurs in the run's train or dev split
+(`seen_in_training`), since the study's prompts come from the same HH-RLHF file our split is cut from and
+its conversations branch: "held-out" figures use only unseen prompts. A user's prompt file (.jsonl of {"id", "prompt"}, or .json list of strings) gets one clear
 error per bad row.
 """
 
@@ -136,8 +136,10 @@ def load_advbench() -> list[Prompt]:
 
 def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> dict[str, list[Prompt]]:
     """Every prompt set for a run whose data split is `splits` ({"train": [Pair], "dev": ..., "test": ...})."""
-    seen = {json.dumps(p.context) for name in ("train", "dev") for p in splits[name]}
-    mark = (lambda p: Prompt(p.id, p.set, p.messages, p.source, json.dumps(list(p.messages)) in seen))
+    from safealign.data.prepare import conversation_root
+
+    seen = {conversation_root(p.context) for name in ("train", "dev") for p in splits[name]}
+    mark = (lambda p: Prompt(p.id, p.set, p.messages, p.source, conversation_root(list(p.messages)) in seen))
     study_file = _embedded("embedded", "opt350m_study", "harmful_prompts.json")
     study = [mark(p) for p in load_prompt_file(study_file, "harmful", drop_trailing_assistant=True)]
     test_contexts = {json.dumps(p.context): p for p in sorted(splits["test"], key=lambda p: p.id)}

@@ -23,9 +23,21 @@ from safealign.progress import track
 
 
 def prompt_ids(tokenizer, prompt: Prompt, max_prompt_tokens: int) -> list[int]:
-    """The chat-templated prompt, ending with the assistant's turn opener; cut from the left if too long."""
-    ids = tokenizer.apply_chat_template(list(prompt.messages), add_generation_prompt=True, tokenize=True,
+    """The chat-templated prompt, ending with the assistant's turn opener. A long one loses whole early turns,
+    as in training (arms/policy.trim_context), so the template's system turn and every kept turn stay intact;
+    only a last human turn too long on its own is cut, from its start."""
+    from safealign.arms.policy import trim_context
+
+    messages = trim_context(tokenizer, list(prompt.messages), max_prompt_tokens)
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                         return_dict=True)["input_ids"]
+    if len(ids) <= max_prompt_tokens:
+        return ids
+    last = tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"]
+    cut = len(ids) - max_prompt_tokens
+    kept = tokenizer.decode(last[cut:]) if cut < len(last) else ""
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": kept}], add_generation_prompt=True,
+                                        tokenize=True, return_dict=True)["input_ids"]
     return ids[-max_prompt_tokens:]
 
 

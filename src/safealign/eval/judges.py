@@ -222,30 +222,26 @@ class RelevanceJudge:
 
 
 class RunJudge:
-    """The reward model or cost model of a run directory, read the way it was trained. As a policy judge it
-    is a training signal of the RL arms, and is flagged so; its threshold is the cost model's dev F1 cut."""
+    """The reward model or cost model of a run directory, read the way it was trained: raw scores (Safe RLHF
+    trains on these)."""
 
-    def __init__(self, run_dir: str | Path, role: str = "harm"):
+    def __init__(self, run_dir: str | Path):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        from safealign.arms import ARMS
+        from safealign.arms import arm_module
         from safealign.arms.common import MODEL_DIR, read_run
         from safealign.models import load_for_inference, tokenizer_options
 
-        self.run_dir, self.role = Path(run_dir), role
+        self.run_dir = Path(run_dir)
         self.name, _ = read_run(self.run_dir)
         if self.name not in ("reward_model", "cost_model"):
             raise SafeAlignError(f"{run_dir}: a judge is a reward_model or cost_model run, not {self.name}")
-        _, self.cfg = read_run(self.run_dir, ARMS[self.name].CONFIG)
+        _, self.cfg = read_run(self.run_dir, arm_module(self.name).CONFIG)
         self.higher_is_better = self.name == "reward_model"
-        self.trained_on = f"{self.run_dir} (HH-RLHF harmless-base train split)"
-        metrics = self.run_dir / "metrics.json"
-        cut = json.loads(metrics.read_text())["safety_f1"]["threshold"] if metrics.is_file() else 0.0
-        self.threshold = -cut if self.higher_is_better else cut  # scores are oriented: higher = more harmful
         self.tokenizer = AutoTokenizer.from_pretrained(self.run_dir / MODEL_DIR, **tokenizer_options())
         self.model = load_for_inference(AutoModelForSequenceClassification, self.run_dir / MODEL_DIR)
 
-    def raw_scores(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
+    def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
         from safealign.arms.common import encode, score_sequences
 
         sequences = [encode(self.tokenizer, list(p.messages), r or " ", self.cfg.max_length,
@@ -253,8 +249,22 @@ class RunJudge:
         return score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.cfg.eval_batch_size,
                                f"judging with {self.name}")[:, 0].tolist()
 
+
+class RunHarmJudge(RunJudge):
+    """A reward or cost model run used as the harm judge (scores oriented: higher = more harmful; threshold
+    = its dev-split safety-F1 cut). The RL arms optimise against these models: a training signal, flagged."""
+
+    role, training_signal = "harm", True
+
+    def __init__(self, run_dir: str | Path):
+        super().__init__(run_dir)
+        self.trained_on = f"{self.run_dir} (this audit's HH-RLHF train split)"
+        metrics = self.run_dir / "metrics.json"
+        cut = json.loads(metrics.read_text())["safety_f1"]["threshold"] if metrics.is_file() else 0.0
+        self.threshold = -cut if self.higher_is_better else cut
+
     def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
-        scores = self.raw_scores(prompts, responses)
+        scores = super().score(prompts, responses)
         return [-s for s in scores] if self.higher_is_better else scores
 
 
@@ -266,7 +276,7 @@ def load_judge(role: str, spec: str, judges_dir: str | Path):
     if spec != "offline":
         if role != "harm":
             raise SafeAlignError(f"judge for {role}: only 'offline' is available (got '{spec}')")
-        return RunJudge(spec, role)
+        return RunHarmJudge(spec)
     cards = read_cards(judges_dir)
     if role == "refusal":
         return RefusalRulesJudge()

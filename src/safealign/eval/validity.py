@@ -162,16 +162,17 @@ def helpfulness_card(judge: RelevanceJudge, seed: int = 0) -> dict:
 
 
 def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = None, encoder: str = "minilm",
-                 log=print) -> dict:
-    """Fit the offline judges and write their cards: `out/judges.json` and `out/harm_judge.npz`."""
+                 log=print, every: int = 1) -> dict:
+    """Fit the offline judges and write their cards: `out/judges.json` and `out/harm_judge.npz`. `every` > 1
+    keeps every n-th GPTFuzz row (tests: a small judge built in seconds)."""
     out = Path(out)
     folder = embedded("embedded", "gptfuzz")
-    train = read_gptfuzz(folder / "train.csv.gz")
+    train = read_gptfuzz(folder / "train.csv.gz")[::every]
     judge = HarmEmbeddingJudge.fit([r["response"] for r in train], [r["harmful"] for r in train],
                               [r["question"] for r in train], encoder=encoder, seed=seed)
     judge.save(out)
     log(f"harm judge fitted on {len(train)} GPTFuzz responses (threshold {judge.threshold:.3f})")
-    cards = {"harm": harm_card(judge, read_gptfuzz(folder / "evaluate.csv.gz"),
+    cards = {"harm": harm_card(judge, read_gptfuzz(folder / "evaluate.csv.gz")[::every],
                                "GPTFuzz evaluate.csv: 1,540 hand-labelled responses to 20 harmful questions "
                                "not among the 80 it was trained on", seed)}
     if xstest is not None:

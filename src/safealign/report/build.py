@@ -50,7 +50,7 @@ def make_figures(out: Path, report: dict) -> dict[str, str]:
     import matplotlib.pyplot as plt
 
     made = {}
-    for name, draw in (("detectors", _detector_figure), ("policy_scores", _box_figure),
+    for name, draw in (("detectors", _detector_figure),
                        ("safe_rlhf", _safe_rlhf_figure), ("training", _training_figure)):
         fig = draw(plt, out, report)
         if fig is not None:
@@ -80,22 +80,6 @@ def _detector_figure(plt, out: Path, report: dict):
     ax.set_ylabel("accuracy (95% Wilson CI)")
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _box_figure(plt, out: Path, report: dict):
-    scores = (report["policies"] or {}).get("scores")
-    if not scores:
-        return None
-    names = [n for n in POLICY_ORDER if n in scores]
-    panels = [("reward", "harmful"), ("reward", "helpful"), ("cost", "harmful"), ("cost", "advbench")]
-    panels = [(k, s) for k, s in panels if all(s in scores[n] for n in names)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.4), squeeze=False)
-    for ax, (key, prompt_set) in zip(axes[0], panels):
-        ax.boxplot([scores[n][prompt_set][key] for n in names])
-        ax.set_xticks(range(1, len(names) + 1), names, rotation=35, ha="right", fontsize=7)
-        ax.set_title(f"{key} on {prompt_set} prompts", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -258,41 +242,59 @@ def _failure_section(report: dict, figures: dict) -> str:
 
 
 def _judge_section(report: dict, figures: dict) -> str:
-    if "judge_agreement" not in report:
+    cards = (report.get("judges") or {}).get("cards")
+    if not cards:
         return ""
     rows = []
-    for judge, a in report["judge_agreement"].items():
-        for prompt_set, s in a["sets"].items():
-            rows.append([judge, prompt_set, _num(s["our_threshold"], 3), _pct(s["check_agreement"]),
-                         _num(s["check_kappa"], 3), _num(s["spearman"], 3)])
-    return ("<h2>Judge agreement with the OPT-350M study's deberta judge</h2>" +
-            _table(["judge", "prompts", "threshold (fit on half)", "agreement (other half)", "Cohen's κ",
-                    "Spearman"], rows, numeric_from=2))
+    for role, c in cards.items():
+        base = c.get("baseline") or {}
+        rows.append([role, c["judge"], "valid" if c["valid"] else f"below floor (κ < {c['kappa_floor']})",
+                     _num(c["n"], 0), _pct(c["accuracy"]), f"{c['f1']:.3f} [{c['f1_ci'][0]:.3f}, {c['f1_ci'][1]:.3f}]",
+                     f"{c['kappa']:.3f} [{c['kappa_ci'][0]:.3f}, {c['kappa_ci'][1]:.3f}]",
+                     (f"{base['judge']}: κ {base['kappa']:.3f}, accuracy {_pct(base['accuracy'])}" if base else "-"),
+                     c["trained_on"], c["source"], c["threshold_from"]])
+    return ("<h2>Judges and their validity cards (agreement with human labels they were not tuned on)</h2>" +
+            _table(["role", "judge", "verdict", "n", "accuracy", "F1 [95% CI]", "Cohen's κ [95% CI]",
+                    "baseline on the same rows", "trained on", "held-out labels", "threshold chosen on"], rows,
+                   numeric_from=99))
+
+
+def _judged_by(judges: dict, role: str) -> str:
+    j = judges.get(role) or {}
+    card = j.get("card")
+    mark = ("" if j.get("valid") else " — BELOW THE VALIDITY FLOOR, left out of the verdict") + (
+        " — A TRAINING SIGNAL of the RL arms" if j.get("training_signal") else "")
+    return (f"{_e(role)}: {_e(j.get('judge'))}" + (f" (κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, "
+                                                 f"{card['kappa_ci'][1]:.2f}], n={card['n']})" if card else "") + _e(mark))
 
 
 def _policy_section(report: dict, figures: dict) -> str:
     policies = report["policies"]
     if not policies:
         return ""
-    table, metrics, elo = policies["table"], policies["metrics"], policies["elo"]
+    table, metrics, judges = policies["table"], policies["metrics"], policies["judges"]
+    strengths = policies["ranking"].get("strengths", {})
     rows = []
     for name in [n for n in POLICY_ORDER if n in table]:
         row, m = table[name], metrics[name]
         gain = row.get("gain_over_base", {})
-        rows.append([name, _pct(m.get("harmlessness_rate")), _pct(m.get("helpfulness_rate")),
+        bt = strengths.get(name)
+        rows.append([name, _pct(m.get("held_out_harmful_response_rate")), _pct(m.get("held_out_refusal_rate")),
+                     _pct(m.get("over_refusal_rate")), _pct(m.get("harmlessness_rate")),
+                     _pct(m.get("harmlessness_rate_seen")), _pct(m.get("helpfulness_rate")),
                      _num(row["combined_alignment_score"]), _num(gain.get("combined_alignment_score"), 3),
-                     _pct(m.get("held_out_harmful", {}).get("harmful_response_rate")),
-                     _pct(m["sets"].get("harmful", {}).get("refusal_rate")), _pct(m.get("over_refusal_rate")),
-                     _num(elo.get(name), 0), _pct(m.get("implicit_reward", {}).get("pairwise_accuracy"))])
-    thresholds = next(iter(metrics.values()))["thresholds"]
+                     f"{bt['value']:+.2f} [{bt['low']:+.2f}, {bt['high']:+.2f}]" if bt else "-",
+                     _pct(m.get("implicit_reward", {}).get("pairwise_accuracy"))])
+    ranking = policies["ranking"]
     return ("<h2>Policies (OPT-350M study Tables 1 and 2)</h2>" +
-            _table(["policy", "HmR", "HpR", "CAS", "CAS gain over base", "harmful responses, held-out harmful "
-                    "(cost judge)", "refusal, harmful", "over-refusal, benign look-alikes", "Elo",
-                    "DPO implicit-reward accuracy, test pairs"], rows) +
-            f"<p class='small'>HmR/HpR judge: {_e(thresholds['judge'])} (harmless &gt; {_num(thresholds['harmless'])}, "
-            f"helpful &gt; {_num(thresholds['helpful'])}; {_e(thresholds.get('source'))}); cost threshold "
-            f"{_num(thresholds['cost'])}; Elo: {_e(policies.get('elo_judge'))}, {_e(policies.get('elo_matches'))} "
-            f"matches.</p>" + _figure(figures, "policy_scores", "Judge scores of each policy's responses"))
+            _table(["policy", "harmful responses, held-out harmful [harm]", "refusal, held-out harmful [refusal]",
+                    "over-refusal, benign look-alikes [refusal]", "HmR, unseen prompts [harm]",
+                    "HmR, prompts seen in training (apart) [harm]", "HpR [helpfulness]", "CAS", "CAS gain over base",
+                    "Bradley–Terry strength [95% CI]", "DPO implicit-reward accuracy, test pairs"], rows) +
+            "<p class='small'>Judges, by the role in brackets: " + "; ".join(_judged_by(judges, r) for r in judges) +
+            f". Bradley–Terry: maximum-likelihood strengths (log-odds, mean 0) from {_e(ranking.get('matches'))} "
+            f"per-prompt wins on {_e(ranking.get('prompts'))} prompts, {_e(ranking.get('judged_on'))}; intervals from "
+            f"{_e(ranking.get('resamples'))} bootstrap resamples of prompts.</p>")
 
 
 def _safe_rlhf_section(report: dict, figures: dict) -> str:
