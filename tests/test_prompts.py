@@ -17,9 +17,9 @@ def test_prompt_sets_and_their_provenance(prepared_sample):
     assert len(sets["adversarial"]) == len(splits["test"])  # the sample's test split is under 500 prompts
     for prompt_set in sets.values():
         assert all(p.messages[-1]["role"] == "user" and p.messages[-1]["content"] for p in prompt_set)
-    # a study prompt is "seen" exactly when its context is a train or dev context of this split
-    seen = {json.dumps(p.context) for name in ("train", "dev") for p in splits[name]}
-    assert all(p.seen_in_training == (json.dumps(list(p.messages)) in seen) for p in study)
+    # a study prompt is "seen" exactly when its conversation root is a train or dev root of this split
+    roots = {" ".join(p.context[0]["content"].split()) for name in ("train", "dev") for p in splits[name]}
+    assert all(p.seen_in_training == (" ".join(p.messages[0]["content"].split()) in roots) for p in study)
     extra = [p for p in sets["harmful"] if p.source == "split test"]
     assert all(any(w in p.text.lower() for w in ("kill", "murder", "rape")) for p in extra)
 
