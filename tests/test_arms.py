@@ -177,3 +177,27 @@ def test_a_checkpoint_cut_short_by_a_kill_is_removed_and_the_one_before_used(tmp
     assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]
     (checkpoints / "checkpoint-2" / "trainer_state.json").unlink()
     assert common.last_checkpoint(tmp_path) is None
+
+
+def test_a_changed_input_discards_the_old_model(tmp_path):
+    """A run that reads another run (a judge, the sft model) retrains when that run's model changes."""
+    from dataclasses import dataclass
+
+    from safealign.arms.common import DONE, MODEL_DIR, is_trained, start_run
+
+    judge = tmp_path / "judge"
+    (judge / MODEL_DIR).mkdir(parents=True)
+    (judge / MODEL_DIR / DONE).write_text('{"train_seconds": 1}')
+
+    @dataclass
+    class Cfg:
+        reward_run: str
+        out: str
+
+    cfg = Cfg(str(judge), str(tmp_path / "arm"))
+    run = start_run("x", cfg)
+    (run / MODEL_DIR).mkdir()
+    (run / MODEL_DIR / DONE).write_text("{}")
+    assert is_trained(start_run("x", cfg))  # nothing changed: the model stays
+    (judge / MODEL_DIR / DONE).write_text('{"train_seconds": 2}')  # the judge was retrained
+    assert not is_trained(start_run("x", cfg))

@@ -76,3 +76,21 @@ def test_skip_bad_reports_rows(write_jsonl, tmp_path):
     assert "line 2: malformed JSON" in manifest["bad_rows_first"][0]
     bad = [json.loads(l) for l in (out / "bad_rows.jsonl").read_text().splitlines()]
     assert [b["line"] for b in bad] == [2, 3]
+
+
+def test_branches_of_one_conversation_share_a_split():
+    """HH-RLHF conversations branch: every pair whose first human turn is the same lands in one split."""
+    from safealign.config import SplitConfig
+    from safealign.data.hh_rlhf import Pair
+    from safealign.data.prepare import assign_splits
+
+    pairs = []
+    for root in range(40):
+        for branch in range(3):
+            context = [{"role": "user", "content": f"question {root}"}, {"role": "assistant", "content": f"a{branch}"},
+                       {"role": "user", "content": f"follow-up {branch}"}]
+            pairs.append(Pair(f"{root}-{branch}", context, "c", "r"))
+    splits = assign_splits(pairs, SplitConfig(), seed=0)
+    where = {p.id: name for name, ps in splits.items() for p in ps}
+    assert all(len({where[f"{root}-{b}"] for b in range(3)}) == 1 for root in range(40))
+    assert len({name for name, ps in splits.items() if ps}) >= 2
