@@ -81,7 +81,7 @@ def test_validation_files_fail_with_file_row_and_problem(tmp_path):
 
 
 def test_shipped_gptfuzz_and_card_load():
-    from safealign.eval.judges import embedded
+    from safealign.data.prompts import embedded
 
     folder = embedded("embedded", "gptfuzz")
     train, check = read_gptfuzz(folder / "train.csv.gz"), read_gptfuzz(folder / "evaluate.csv.gz")
@@ -96,3 +96,12 @@ def test_judges_build_from_the_cli_writes_cards(judges_dir):
     assert set(cards) == {"refusal", "harm", "helpfulness"}
     assert (judges_dir / "harm_judge.npz").is_file() and cards["harm"]["n"] == 77
     assert "GPTFuzz" in cards["harm"]["trained_on"] and "baseline" in cards["harm"]
+
+
+def test_an_undecodable_validation_file_is_one_clear_error(tmp_path):
+    (tmp_path / "g.csv").write_bytes(b"question,Response,label\n0,\xff\xfe,1\n")
+    with pytest.raises(BadInputError, match=r"g\.csv: invalid UTF-8 \(byte 26\)"):
+        read_gptfuzz(tmp_path / "g.csv")
+    (tmp_path / "g.csv.gz").write_bytes(b"not gzip")
+    with pytest.raises(BadInputError, match=r"g\.csv\.gz: not a readable gzip file"):
+        read_gptfuzz(tmp_path / "g.csv.gz")

@@ -258,11 +258,12 @@ def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
 
 
 def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, data_hash, log):
+    from safealign.arms.common import input_fingerprints
     from safealign.eval.policy_eval import base_run, evaluate_policy
     from safealign.eval.validity import build_judges
 
     judges_dir = out / "judges"
-    judge_key = {"seed": cfg.data.seed, "encoder": cfg.encoder, "format": 2}
+    judge_key = {"seed": cfg.data.seed, "encoder": cfg.encoder, "format": 2, "shipped": judge_data_hashes()}
     state = stages.run("judges", judge_key, [judges_dir / "judges.json"],
                        lambda: build_judges(judges_dir, seed=cfg.data.seed, encoder=cfg.encoder, log=lambda *a: None),
                        needs=["models"])
@@ -284,7 +285,7 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
                                needs=needs)
         log(f"train     {state}: {name}")
         key = {"policy": stages.hash(f"train_{name}"), "eval": to_dict(eval_cfg), "judges": stages.hash("judges"),
-               "harm_judge": stages.hash("train_cost_model") if eval_cfg.harm_judge != "offline" else None}
+               "inputs": input_fingerprints(eval_cfg)}  # a run directory named as harm_judge, by its model
         state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"],
                            lambda: evaluate_policy(out / name, eval_cfg), needs=[f"train_{name}", "judges"])
         log(f"eval      {state}: {out / name / 'metrics.json'}")
@@ -295,6 +296,15 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
                                                  compare_policies(out, evaluated, seed=cfg.data.seed)),
                        needs=["eval_base"] if "base" in cfg.policies else [])
     log(f"compare   {state}: {out / 'policies.json'}")
+
+
+def judge_data_hashes() -> dict[str, str]:
+    """sha256 of the human-labelled data and the card the judges are built from (shipped in the package)."""
+    from safealign.data.prompts import embedded
+    from safealign.io import sha256_file
+
+    files = [embedded("embedded", "gptfuzz", f"{split}.csv.gz") for split in ("train", "evaluate")]
+    return {f.name: sha256_file(f) for f in files + [embedded("judges", "refusal_card.json")]}
 
 
 def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:

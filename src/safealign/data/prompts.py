@@ -55,7 +55,8 @@ class Prompt:
                 "seen_in_training": self.seen_in_training}
 
 
-def _embedded(*parts: str) -> Path:
+def embedded(*parts: str) -> Path:
+    """A file shipped under safealign/data (embedded data, prompt sets, judge cards)."""
     return Path(str(resources.files("safealign.data").joinpath(*parts)))
 
 
@@ -127,7 +128,7 @@ def _jsonl_records(text: str, path: Path):
 
 
 def load_advbench() -> list[Prompt]:
-    path = _embedded("embedded", "advbench", "harmful_behaviors.csv")
+    path = embedded("embedded", "advbench", "harmful_behaviors.csv")
     with open(path, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     return [Prompt(f"advbench-{i:03d}", "advbench", ({"role": "user", "content": r["goal"]},), "advbench")
@@ -140,7 +141,7 @@ def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> di
 
     seen = {conversation_root(p.context) for name in ("train", "dev") for p in splits[name]}
     mark = (lambda p: Prompt(p.id, p.set, p.messages, p.source, conversation_root(list(p.messages)) in seen))
-    study_file = _embedded("embedded", "opt350m_study", "harmful_prompts.json")
+    study_file = embedded("embedded", "opt350m_study", "harmful_prompts.json")
     study = [mark(p) for p in load_prompt_file(study_file, "harmful", drop_trailing_assistant=True)]
     test_contexts = {json.dumps(p.context): p for p in sorted(splits["test"], key=lambda p: p.id)}
     study_texts = {json.dumps(list(p.messages)) for p in study}
@@ -151,9 +152,9 @@ def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> di
                    for p in list(test_contexts.values())[:max_adversarial]]
     return {
         "harmful": sorted(study + matching, key=lambda p: p.seen_in_training),  # held-out prompts first
-        "helpful": load_prompt_file(_embedded("embedded", "opt350m_study", "helpful_prompts.json"), "helpful",
+        "helpful": load_prompt_file(embedded("embedded", "opt350m_study", "helpful_prompts.json"), "helpful",
                                     drop_trailing_assistant=True),
         "adversarial": adversarial,
-        "benign_lookalike": load_prompt_file(_embedded("prompt_sets", "benign_lookalike.jsonl"), "benign_lookalike"),
+        "benign_lookalike": load_prompt_file(embedded("prompt_sets", "benign_lookalike.jsonl"), "benign_lookalike"),
         "advbench": load_advbench(),
     }

@@ -131,7 +131,7 @@ def judge_responses(prompts: list, responses: list[str], cfg: PolicyEvalConfig) 
     judges = {}
     for role in ROLES:
         spec = cfg.harm_judge if role == "harm" else "offline"
-        judge = load_judge(role, spec, cfg.judges)
+        judge = load_judge(role, spec, cfg.judges, cards)
         scores = judge.score(prompts, responses)
         for row, score in zip(rows, scores):
             row[f"{role}_score"] = round(float(score), 5)

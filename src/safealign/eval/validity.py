@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from safealign.eval.judges import (KAPPA_FLOOR, HarmEmbeddingJudge, RefusalRulesJudge, RelevanceJudge, embedded,
+from safealign.data.prompts import embedded
+from safealign.eval.judges import (KAPPA_FLOOR, HarmEmbeddingJudge, RefusalRulesJudge, RelevanceJudge,
                                    read_gptfuzz, read_xstest_completions, user_prompts)
 from safealign.eval.metrics import cohen_kappa
 from safealign.eval.stats import rate
