@@ -201,3 +201,22 @@ def test_a_changed_input_discards_the_old_model(tmp_path):
     assert is_trained(start_run("x", cfg))  # nothing changed: the model stays
     (judge / MODEL_DIR / DONE).write_text('{"train_seconds": 2}')  # the judge was retrained
     assert not is_trained(start_run("x", cfg))
+
+
+def test_a_new_data_seed_discards_the_model_trained_on_the_old_split(small_pairs_file, tmp_path):
+    """Re-preparing the data with another seed changes its manifest: the arm retrains instead of scoring the new
+    test split with a model trained on part of it."""
+    from safealign.arms.common import DONE, MODEL_DIR, is_trained, start_run
+    from safealign.arms.reward_model import RewardModelConfig
+    from safealign.config import DataConfig
+    from safealign.data.prepare import prepare
+
+    data = tmp_path / "data"
+    prepare(DataConfig(source=str(small_pairs_file), seed=0), data)
+    cfg = RewardModelConfig(data=str(data), out=str(tmp_path / "rm"))
+    run = start_run("reward_model", cfg)
+    (run / MODEL_DIR).mkdir()
+    (run / MODEL_DIR / DONE).write_text("{}")
+    assert is_trained(start_run("reward_model", cfg))
+    prepare(DataConfig(source=str(small_pairs_file), seed=1), data)
+    assert not is_trained(start_run("reward_model", cfg))
