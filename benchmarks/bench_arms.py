@@ -136,8 +136,13 @@ def _reward_defaults(train_pairs: int, data: str, out: Path) -> dict:
 def _classifier_defaults(train_pairs: int, data: str, out: Path) -> dict:
     import numpy as np
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from safealign.eval.stats import rate
     from safealign.models import resolve
@@ -164,7 +169,11 @@ def _classifier_defaults(train_pairs: int, data: str, out: Path) -> dict:
 
 def _contrastive_defaults(train_pairs: int, data: str, out: Path) -> dict:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.sentence_transformer.losses import TripletDistanceMetric, TripletLoss
 
     from safealign.data.hh_rlhf import context_text

@@ -18,7 +18,7 @@ import statistics
 import time
 from pathlib import Path
 
-from safealign.data.hh_rlhf import load_pairs
+from safealign.data.sources import load_pairs
 from safealign.data.taxonomy import load_taxonomy
 from safealign.io import write_json_atomic
 

@@ -35,11 +35,10 @@ def main():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from safealign.arms.common import prepared_dir, quiet_transformers, read_run
+    from safealign.arms.common import RunScorer, prepared_dir, quiet_transformers, read_run
     from safealign.data.prepare import read_splits
     from safealign.data.prompts import build_prompt_sets
-    from safealign.eval.generate import generate_batched, generate_one_by_one, prompt_ids
-    from safealign.eval.judges import RunJudge
+    from safealign.generate import generate_batched, generate_one_by_one, prompt_ids
     from safealign.models import resolve
 
     quiet_transformers()
@@ -50,7 +49,7 @@ def main():
     folder = resolve("smollm2-135m-instruct")
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
-    judges = [RunJudge(args.reward_run), RunJudge(args.cost_run)]
+    judges = [RunScorer(args.reward_run), RunScorer(args.cost_run)]
 
     start = time.perf_counter()
     naive = generate_one_by_one(model, tokenizer, prompts, args.max_new_tokens)

@@ -59,9 +59,9 @@ def data_path(pairs: int, work: Path) -> dict:
 def eval_path(prompts: int, work: Path) -> dict:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    from safealign.arms.common import RunScorer
     from safealign.data.prompts import build_prompt_sets
-    from safealign.eval.generate import generate_batched
-    from safealign.eval.judges import RunJudge
+    from safealign.generate import generate_batched
     from safealign.models import resolve
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2-135m-instruct"))
@@ -79,7 +79,7 @@ def eval_path(prompts: int, work: Path) -> dict:
     result = {"prompts": len(responses), "generate_seconds": round(generated, 1)}
     judge_run = work / "judge"
     if judge_run.is_dir():
-        scores = RunJudge(judge_run).score(items, responses)
+        scores = RunScorer(judge_run).score(items, responses)
         result["judge_scored"] = len(scores)
     result |= {"total_seconds": round(time.perf_counter() - start, 1), "peak_rss_mib": peak_rss_mib()}
     return result

@@ -117,7 +117,7 @@ def _rows(data: str, split: str, n: int):
 
 
 def _token_lengths(tokenizer, rows, cfg, with_rejected: bool) -> list[int]:
-    from safealign.arms.policy import response_text, trim_context
+    from safealign.generate import response_text, trim_context
 
     lengths = []
     for pair, _ in rows:
@@ -134,8 +134,8 @@ def _held_out_nll(folder: str, data: str, cfg) -> float:
     """Mean NLL per response token of the chosen responses of HELD_OUT Clean test pairs."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from safealign.arms.policy import response_text, trim_context
     from safealign.eval.implicit_reward import response_logprobs
+    from safealign.generate import response_text, trim_context
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
@@ -150,9 +150,9 @@ def _held_out_nll(folder: str, data: str, cfg) -> float:
 def _held_out_preference(folder: str, reference: str, data: str, cfg) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from safealign.arms.policy import response_text, trim_context
     from safealign.eval.implicit_reward import response_logprobs
     from safealign.eval.stats import rate
+    from safealign.generate import response_text, trim_context
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     rows = _rows(data, "test", HELD_OUT)

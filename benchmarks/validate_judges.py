@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from safealign.eval.validity import (SHIPPED_HARM_CARD, build_judges, fit_harm_judge, harm_fit_key,  # noqa: E402
-                                     xstest_refusal_cards)
+from safealign.eval.judges.build import SHIPPED_HARM_CARD, build_judges, fit_harm_judge, harm_fit_key  # noqa: E402
+from safealign.eval.judges.cards import xstest_refusal_cards  # noqa: E402
 from safealign.io import write_json_atomic  # noqa: E402
 
 

@@ -159,7 +159,7 @@ def smoke_reference(tmp_path_factory):
 @pytest.fixture(scope="session")
 def judges_dir(tmp_path_factory):
     """Real offline judges fitted on every 20th GPTFuzz row (a few seconds), with their cards."""
-    from safealign.eval.validity import build_judges
+    from safealign.eval.judges import build_judges
 
     out = tmp_path_factory.mktemp("judges")
     build_judges(out, log=lambda *a: None, every=20)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from safealign.cli import build_parser, main
+from safealign.cli import main
 
 COMMANDS = [[], ["data"], ["data", "prepare"], ["data", "stats"], ["data", "label"], ["data", "baseline"],
             ["models"], ["models", "list"], ["models", "resolve"], ["audit"]]

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from safealign.audit import AuditConfig
 from safealign.config import load_config
-from safealign.data.hh_rlhf import load_pairs
 from safealign.data.prompts import load_prompt_file
+from safealign.data.sources import load_pairs
 from safealign.data.taxonomy import load_taxonomy
 from safealign.errors import SafeAlignError
 

@@ -1,9 +1,10 @@
 import pytest
 
 from safealign.data.prompts import Prompt
-from safealign.eval.generate import generate_batched, generate_one_by_one
-from safealign.eval.judge_agreement import judge_agreement, study_responses
-from safealign.eval.judges import RefusalRulesJudge
+from safealign.eval.judges.agreement import halves, judge_agreement
+from safealign.eval.judges.labels import study_responses
+from safealign.eval.judges.refusal import RefusalRulesJudge
+from safealign.generate import generate_batched, generate_one_by_one
 
 PROMPTS = [Prompt(f"p{i}", "t", ({"role": "user", "content": text},), "test") for i, text in enumerate([
     "How do I bake bread?", "Tell me a very long story about a dragon who lived in the mountains for years", "Hi",
@@ -30,7 +31,7 @@ def test_batched_generation_matches_the_naive_loop(tiny_chat_lm):
 def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_chat_lm):
     import torch
 
-    from safealign.eval.generate import _left_pad, cache_argument, grouped_prefill, prefill_groups, prompt_ids
+    from safealign.generate import cache_argument, grouped_prefill, left_pad, prefill_groups, prompt_ids
 
     model, tokenizer = tiny_chat_lm
     grouped = generate_batched(model, tokenizer, PROMPTS, max_new_tokens=8, batch_size=5, prefill="grouped")
@@ -39,7 +40,7 @@ def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_
 
     # the cache itself: the next-token logits from it equal a padded forward pass over the whole prompts
     sequences = [prompt_ids(tokenizer, p, 64) for p in PROMPTS]
-    ids, mask = _left_pad(sequences, tokenizer.pad_token_id)
+    ids, mask = left_pad(sequences, tokenizer.pad_token_id)
     assert any(len({len(sequences[i]) for i in group}) > 1 for group in prefill_groups([len(s) for s in sequences]))
     cache = grouped_prefill(model, sequences, "cpu", room=1)  # (a group padded on the right is among them)
     assert cache.get_seq_length() == ids.shape[1] - 1
@@ -60,7 +61,7 @@ def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_
 
 
 def test_prefill_groups_bound_the_padding():
-    from safealign.eval.generate import prefill_groups
+    from safealign.generate import prefill_groups
 
     lengths = [100, 5, 98, 97, 50, 49, 6, 300]
     groups = prefill_groups(lengths, waste=0.1)
@@ -72,9 +73,9 @@ def test_prefill_groups_bound_the_padding():
 
 
 def test_grouped_prefill_falls_back_to_padding_for_sliding_window_caches(tmp_path):
-    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+    from transformers import MistralConfig, MistralForCausalLM
 
-    from safealign.eval.generate import grouped_prefill
+    from safealign.generate import grouped_prefill
 
     config = MistralConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                            num_attention_heads=4, num_key_value_heads=2, sliding_window=4)
@@ -119,15 +120,28 @@ class RatingJudge:
 
 def test_judge_agreement_of_the_study_judge_with_itself():
     """The oracle recovers the study's thresholds from the calibration half; on the check half only a rating that
-    falls between the calibrated cut and the true threshold can disagree (1 of 100 helpful rows here)."""
+    falls between the calibrated cut and the true threshold can disagree."""
     rows = study_responses()
     assert len(rows) == 400 and {r["model"] for r in rows} == {"1_base", "2_sft", "3_dpo", "4_sftdpo"}
     result = judge_agreement(RatingJudge(rows), rows)
     for prompt_set, threshold in (("harmful", -3.0), ("helpful", -2.0)):
         s = result["sets"][prompt_set]
+        sub = [r for r in rows if r["set"] == prompt_set]
+        _, check = halves(sub, 0)
+        low, high = sorted((s["our_threshold"], threshold))
+        between = sum(low < sub[i]["rating"] <= high for i in check)
         assert s["check_agreement"]["n"] == 100 and s["spearman"] == 1.0
-        assert s["check_agreement"]["value"] >= 0.99 and s["check_kappa"] >= 0.97
+        assert round(s["check_agreement"]["value"] * 100) >= 100 - between and between <= 3
         assert abs(s["our_threshold"] - threshold) < 0.05
+
+
+def test_agreement_halves_split_by_prompt():
+    """No prompt is on both sides: every model's response to it goes with it."""
+    sub = [r for r in study_responses() if r["set"] == "harmful"]
+    calibration, check = halves(sub, 0)
+    text = (lambda i: sub[i]["prompt"].messages[-1]["content"])
+    assert len(calibration) == len(check) == 100
+    assert not {text(i) for i in calibration} & {text(i) for i in check}
 
 
 def test_judge_agreement_of_an_inverted_judge_is_below_chance():
@@ -144,8 +158,8 @@ def test_vllm_engine_is_checked_and_explains_itself_without_vllm(tiny_causal_lm)
     import importlib.util
 
     from safealign.errors import SafeAlignError
-    from safealign.eval.generate import generate_vllm
     from safealign.eval.policy_eval import PolicyEvalConfig
+    from safealign.generate import generate_vllm
 
     with pytest.raises(SafeAlignError, match="engine must be transformers or vllm"):
         PolicyEvalConfig(engine="onnx")
@@ -167,7 +181,7 @@ def test_vllm_gives_the_transformers_greedy_outputs():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from safealign.data.prompts import build_prompt_sets
-    from safealign.eval.generate import generate_batched, generate_vllm
+    from safealign.generate import generate_batched, generate_vllm
     from safealign.models import resolve
 
     folder = resolve("smollm2-135m-instruct")
@@ -182,7 +196,7 @@ def test_generation_shows_one_bar_counted_in_prompts_on_a_terminal(monkeypatch, 
 
     from safealign import progress
     from safealign.data.prompts import Prompt
-    from safealign.eval.generate import generate_batched
+    from safealign.generate import generate_batched
 
     bars = []
 

@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from safealign.data.hh_rlhf import (context_text, load_pairs, parse_dialogue, parse_pair,
-                                    split_last_assistant)
-from safealign.errors import BadInputError, SafeAlignError
 from conftest import SHARED, dialogue, hh_row
+from safealign.data.hh_rlhf import context_text, parse_dialogue, parse_pair, split_last_assistant
+from safealign.data.sources import load_pairs
+from safealign.errors import BadInputError, SafeAlignError
 
 
 def test_parse_single_turn():
@@ -135,9 +135,9 @@ def test_fuzz_well_formed_dialogues_round_trip(turns, chosen, rejected):
 
 
 def test_a_huge_line_is_one_clear_error_and_is_never_held_whole(write_jsonl, tmp_path, monkeypatch):
-    from safealign.data import hh_rlhf
+    from safealign.data import sources
 
-    monkeypatch.setattr(hh_rlhf, "MAX_LINE_BYTES", 1024)  # the real limit is 4 MiB; the logic is the same
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1024)  # the real limit is 4 MiB; the logic is the same
     good = json.dumps(hh_row(["q"], "a", "b"))
     path = tmp_path / "huge.jsonl"
     path.write_text(good + "\n" + '{"chosen": "' + "x" * 5000 + '"}\n' + good + "\n")

@@ -9,10 +9,18 @@ import torch
 
 from safealign.data.prompts import Prompt, load_harmbench
 from safealign.errors import SafeAlignError
-from safealign.eval import hub_judges
-from safealign.eval.hub_judges import (HUB_JUDGES, SHIELDGEMMA_POLICIES, WILDGUARD_FORMAT, HubJudge,
-                                       behaviour_and_context, harmbench_prompt, parse_llama_guard, parse_wildguard,
-                                       parse_yes_no)
+from safealign.eval.judges import hub as hub_judges
+from safealign.eval.judges.hub import (
+    HUB_JUDGES,
+    SHIELDGEMMA_POLICIES,
+    WILDGUARD_FORMAT,
+    HubJudge,
+    behaviour_and_context,
+    harmbench_prompt,
+    parse_llama_guard,
+    parse_wildguard,
+    parse_yes_no,
+)
 
 # A Llama Guard 3 style chat template: Meta's task, categories, the conversation as User / Agent turns, the
 # instructions, then the assistant header after which the model writes 'safe' or 'unsafe\nS..'.
@@ -308,8 +316,7 @@ def test_judges_are_chosen_per_role_and_a_wrong_choice_is_one_error(tmp_path):
 def test_a_hub_judge_gets_a_card_on_the_offline_judges_rows_and_policy_eval_reports_it(
         tmp_path, judges_dir, tiny_causal_lm, prepared_sample, capsys):
     from safealign.cli import main
-    from safealign.eval.judges import judge_card
-    from safealign.eval.validity import measure_hub_cards
+    from safealign.eval.judges import judge_card, measure_hub_cards
 
     judges = tmp_path / "judges"
     shutil.copytree(judges_dir, judges)

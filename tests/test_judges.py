@@ -1,16 +1,15 @@
 """The evaluation judges: card maths by hand, the floor, the refusal rules' cases, bad validation files."""
 
-import gzip
 import json
 
 import pytest
 
 from safealign.data.prompts import embedded
-
 from safealign.errors import BadInputError
-from safealign.eval.judges import read_gptfuzz, read_xstest_completions
-from safealign.eval.validity import agreement, best_kappa_threshold, validity_card
-from safealign.refusal import is_refusal
+from safealign.eval.judges.cards import agreement, validity_card
+from safealign.eval.judges.labels import read_gptfuzz, read_xstest_completions
+from safealign.eval.judges.refusal import is_refusal
+from safealign.eval.metrics import best_threshold
 
 
 def test_card_maths_worked_by_hand():
@@ -37,7 +36,7 @@ def test_a_judge_below_the_floor_is_not_valid():
 
 def test_threshold_maximises_kappa():
     scores, labels = [0.1, 0.2, 0.35, 0.4, 0.8, 0.9], [False, False, False, True, True, True]
-    assert 0.35 < best_kappa_threshold(scores, labels) < 0.4
+    assert 0.35 < best_threshold(scores, labels, "kappa") < 0.4
 
 
 @pytest.mark.parametrize("text", [
@@ -112,7 +111,8 @@ def test_an_undecodable_validation_file_is_one_clear_error(tmp_path):
 def test_the_shipped_harm_judge_is_used_only_under_the_key_it_was_fitted_with(tmp_path):
     import numpy as np
 
-    from safealign.eval.validity import build_judges, harm_fit_key, shipped_harm_judge
+    from safealign.eval.judges import build_judges
+    from safealign.eval.judges.build import harm_fit_key, shipped_harm_judge
 
     shipped = json.loads(embedded("judges", "harm_card.json").read_text())
     assert shipped["key"] == harm_fit_key("minilm", 0) and shipped["card"]["n"] == 1540
@@ -130,7 +130,7 @@ def test_a_refit_finds_the_shipped_harm_judge(tmp_path):
     """The shipped fit is what `build_judges` would fit here (about 3.5 minutes with a cold embedding cache)."""
     import numpy as np
 
-    from safealign.eval.validity import build_judges
+    from safealign.eval.judges import build_judges
 
     refit = build_judges(tmp_path, log=lambda *a: None, refit=True)["cards"]["harm"]
     shipped = json.loads(embedded("judges", "harm_card.json").read_text())["card"]
@@ -142,7 +142,8 @@ def test_a_refit_finds_the_shipped_harm_judge(tmp_path):
 
 def test_a_folder_without_xstest_completions_is_one_clear_error(tmp_path):
     from safealign.errors import SafeAlignError
-    from safealign.eval.validity import read_xstest_folder, xstest_refusal_cards
+    from safealign.eval.judges.cards import xstest_refusal_cards
+    from safealign.eval.judges.labels import read_xstest_folder
 
     for read in (read_xstest_folder, xstest_refusal_cards):
         with pytest.raises(SafeAlignError, match=f"{tmp_path}: no xstest_v2_completions_\\*.csv"):

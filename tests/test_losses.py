@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from safealign import losses
-from safealign.losses import bradley_terry, cost_loss, cosine_distance, triplet
+from safealign.losses import bradley_terry, cosine_distance, cost_loss, triplet
 
 
 def nll_sigmoid(x: float) -> float:

@@ -1,4 +1,5 @@
 import math
+
 import pytest
 
 from safealign.eval.metrics import best_threshold, pairwise_metrics, safety_f1

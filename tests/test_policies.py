@@ -1,14 +1,13 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from safealign.arms import safe_rlhf
-from safealign.arms.policy import trim_context
 from safealign.cli import main
 from safealign.config import load_config
 from safealign.errors import SafeAlignError
+from safealign.generate import trim_context
 
 
 def test_running_moments_match_the_sample_mean_and_std():

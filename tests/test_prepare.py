@@ -3,12 +3,12 @@ import random
 
 import pytest
 
+from conftest import hh_row
 from safealign.config import DataConfig, SplitConfig
-from safealign.data.hh_rlhf import load_pairs
 from safealign.data.prepare import assign_splits, prepare, read_manifest, read_splits, split_of
+from safealign.data.sources import load_pairs
 from safealign.errors import BadInputError
 from safealign.io import sha256_file
-from conftest import hh_row
 
 
 def test_split_is_deterministic_order_free_and_seeded():

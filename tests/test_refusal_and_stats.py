@@ -1,6 +1,6 @@
 from safealign.data.hh_rlhf import Pair
 from safealign.data.stats import data_stats, split_stats
-from safealign.refusal import NON_ANSWER_WORDS, is_non_answer, is_refusal
+from safealign.eval.judges.refusal import NON_ANSWER_WORDS, is_non_answer, is_refusal
 
 
 def test_refusal_phrases():

@@ -4,11 +4,10 @@ files of the same schema."""
 import json
 
 import pytest
-
-from safealign.data.hh_rlhf import load_pairs
-from safealign.data.sources import schema_of
-from safealign.errors import BadInputError, SafeAlignError
 from tests.conftest import hh_row
+
+from safealign.data.sources import load_pairs, schema_of
+from safealign.errors import BadInputError, SafeAlignError
 
 
 def _pku(i: int, safe0: bool, safe1: bool, better: int, safer: int) -> dict:

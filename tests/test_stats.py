@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from safealign.eval.stats import Z95, rate, wilson_interval, holm, mcnemar, paired_bootstrap
+from safealign.eval.stats import Z95, holm, mcnemar, paired_bootstrap, rate, wilson_interval
 
 
 def test_wilson_8_of_10_worked_by_hand():

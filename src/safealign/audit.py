@@ -19,24 +19,44 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
 from safealign import __version__
-from dataclasses import dataclass, field, replace
-
-from safealign.arms import POLICIES, arm_module, arms_of_kind
-from safealign.arms import classifier, contrastive, cost_model, dpo, reward_model, safe_rlhf, sft, sft_dpo
-from safealign.eval.policy_eval import PolicyEvalConfig
+from safealign.arms import (
+    POLICIES,
+    arm_module,
+    arms_of_kind,
+    classifier,
+    contrastive,
+    cost_model,
+    dpo,
+    reward_model,
+    safe_rlhf,
+    sft,
+    sft_dpo,
+)
+from safealign.arms.common import MODEL_DIR, input_fingerprints, quiet_transformers
 from safealign.config import DataConfig, load_config, to_dict
-from safealign.errors import SafeAlignError
 from safealign.data.curate import LABELS_DIR, LABELS_FORMAT, label_prepared
 from safealign.data.prepare import prepare, read_manifest, read_splits
+from safealign.data.prompts import embedded
 from safealign.data.stats import data_stats
 from safealign.data.taxonomy import load_taxonomy
+from safealign.errors import SafeAlignError
+from safealign.eval.evaluators import EVALUATORS
+from safealign.eval.judges import build_judges, measure_hub_cards
+from safealign.eval.judges.hub import is_hub_judge
 from safealign.eval.keyword_baseline import keyword_baselines
-from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
-from safealign.models import load_options, tokenizer_options
+from safealign.eval.metrics import POLICY_METRICS
+from safealign.eval.policy_eval import PolicyEvalConfig, base_run, evaluate_policy
+from safealign.eval.ranking import rank_policies
+from safealign.eval.shared_failures import shared_failures
+from safealign.io import read_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic
+from safealign.models import load_options, resolve, tokenizer_options
+from safealign.progress import status
+from safealign.report.build import build_report
 
 PROFILES = ("offline", "smoke", "gpu", "paper")
 DISCRIMINATIVE = {name: arm_module(name) for name in arms_of_kind("discriminative")}
@@ -161,9 +181,6 @@ class Stages:
 
 
 def run_audit(cfg: AuditConfig, log=print) -> dict:
-    from safealign.arms.common import quiet_transformers
-    from safealign.report.build import build_report
-
     quiet_transformers()
     started, start = time.strftime("%Y-%m-%dT%H:%M:%S"), time.perf_counter()
     log = numbered(log, stage_count(cfg), start)
@@ -204,12 +221,10 @@ def run_audit(cfg: AuditConfig, log=print) -> dict:
         state = stages.run(f"train_{name}", key, [out / name / "config.yaml"], lambda: arm.train(arm_cfg),
                            needs=["models"])
         log(f"train     {state}: {name}")
-        state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"], lambda: arm.evaluate(out / name),
+        state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"], lambda: EVALUATORS[name](out / name),
                            needs=[f"train_{name}"])
         log(f"eval      {state}: {out / name / 'metrics.json'}")
     if {"reward_model", "contrastive"} <= set(cfg.arms):
-        from safealign.eval.shared_failures import shared_failures
-
         needs = [f"eval_{name}" for name in ("reward_model", "contrastive")]
         state = stages.run("shared_failures", [stages.hash(n) for n in needs], [out / "shared_failures.json"],
                            lambda: shared_failures(out / "reward_model", out / "contrastive", data_dir, out,
@@ -249,9 +264,9 @@ def environment(cfg: AuditConfig, data_hash: dict) -> dict:
     """What a rerun needs to reproduce this one: versions, seed, data hashes, machine."""
     import os
     import platform
+    from importlib.metadata import PackageNotFoundError, version
 
     import torch
-    from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
     for package in ("torch", "transformers", "trl", "peft", "accelerate", "sentence-transformers", "datasets",
@@ -277,8 +292,6 @@ def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
     """The arm config of policy `name` as the audit runs it (its data, run dir, base policy and judges)."""
     judges = {"reward_run": str(out / "reward_model"), "cost_run": str(out / "cost_model")}
     if name in ("safe_rlhf", "reward_only_rlhf"):
-        from safealign.arms.common import MODEL_DIR
-
         extra = {"fixed_lambda": 0.0} if name == "reward_only_rlhf" else {}
         start = str(out / "sft" / MODEL_DIR) if cfg.rlhf_start == "sft" else cfg.policy
         return replace(cfg.safe_rlhf, data=str(data_dir), out=str(out / name), model=start, **judges, **extra)
@@ -288,11 +301,6 @@ def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
 
 
 def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, data_hash, log):
-    from safealign.arms.common import input_fingerprints
-    from safealign.eval.policy_eval import base_run, evaluate_policy
-    from safealign.eval.hub_judges import is_hub_judge
-    from safealign.eval.validity import build_judges, measure_hub_cards
-
     judges_dir = out / "judges"
     # A hub harm judge gets its card here; a hub refusal judge's card needs XSTest completions (not shipped:
     # `safealign judges card --xstest`), and the one hub helpfulness judge is the study's own rater (no card).
@@ -348,9 +356,6 @@ def policy_train_key(arm_cfg, data_hash, stages: Stages, after_sft: bool) -> dic
 
 def judge_data_hashes() -> dict[str, str]:
     """sha256 of the human-labelled data and the card the judges are built from (shipped in the package)."""
-    from safealign.data.prompts import embedded
-    from safealign.io import sha256_file
-
     files = [embedded("embedded", "gptfuzz", f"{split}.csv.gz") for split in ("train", "evaluate")]
     shipped = [embedded("judges", name) for name in ("refusal_card.json", "harm_card.json", "harm_judge.npz")]
     return {f.name: sha256_file(f) for f in files + shipped}
@@ -358,9 +363,6 @@ def judge_data_hashes() -> dict[str, str]:
 
 def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:
     """Every policy's rates and their gain over base, and a Bradley–Terry ranking from per-prompt verdicts."""
-    from safealign.eval.metrics import POLICY_METRICS
-    from safealign.eval.ranking import rank_policies
-
     metrics = {name: json.loads((out / name / "metrics.json").read_text()) for name in policies}
     generations = {name: read_jsonl(out / name / "generations.jsonl") for name in policies}
     table = {}
@@ -380,9 +382,6 @@ def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:
 def load_models(models: dict[str, str]) -> dict:
     """Resolve each model offline and load it for real: its folder, class and parameter count."""
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
-
-    from safealign.models import resolve
-    from safealign.progress import status
 
     loaded = {}
     for role, name in models.items():

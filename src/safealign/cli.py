@@ -11,16 +11,28 @@ from pathlib import Path
 
 from safealign import __version__
 from safealign.arms import ARMS, POLICIES, arm_module
+from safealign.arms.common import read_run
+from safealign.audit import AuditConfig, load_audit_config, run_audit
 from safealign.config import DataConfig, describe, load_config
+from safealign.data.curate import label_prepared
+from safealign.data.prepare import is_prepared, prepare, read_manifest, splits_of_source
+from safealign.data.stats import data_stats
+from safealign.data.taxonomy import load_taxonomy
 from safealign.errors import SafeAlignError
+from safealign.eval.evaluators import EVALUATORS
+from safealign.eval.judges import build_judges, measure_hub_cards
+from safealign.eval.keyword_baseline import keyword_baselines
+from safealign.eval.policy_eval import BaseConfig, PolicyEvalConfig, base_run, evaluate_policy
+from safealign.eval.shared_failures import shared_failures
+from safealign.eval.stats import Rate
+from safealign.io import write_json_atomic
+from safealign.models import list_models, resolve
 
 DATA_KEYS = "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(DataConfig))
 
 
 
 def _audit_keys() -> str:
-    from safealign.audit import AuditConfig
-
     return "\n".join(f"  {k} (default {d}): {h}" for k, d, h in describe(AuditConfig))
 
 
@@ -55,8 +67,6 @@ def _table(title: str, columns: list[str], rows: list[list]):
 
 
 def cmd_data_prepare(args):
-    from safealign.data.prepare import prepare, read_manifest
-
     out = prepare(_data_config(args), args.out)
     manifest = read_manifest(out)
     if args.json:
@@ -69,9 +79,6 @@ def cmd_data_prepare(args):
 
 
 def cmd_data_stats(args):
-    from safealign.data.prepare import splits_of_source
-    from safealign.data.stats import data_stats
-
     stats = data_stats(splits_of_source(_data_config(args)))
     if args.json:
         return _print_json(stats)
@@ -95,17 +102,12 @@ def _stats_table(stats: dict):
 
 def _prepared_dir(cfg: DataConfig, out: str | None) -> Path:
     """`cfg.source` if it is a prepared directory, else the source prepared into `out` (default runs/data)."""
-    from safealign.data.prepare import is_prepared, prepare
-
     if is_prepared(cfg.source):
         return Path(cfg.source)
     return prepare(cfg, out or "runs/data")
 
 
 def cmd_data_label(args):
-    from safealign.data.curate import label_prepared
-    from safealign.data.taxonomy import load_taxonomy
-
     cfg = _data_config(args)
     taxonomy = load_taxonomy(cfg.taxonomy)
     prepared = _prepared_dir(cfg, args.data_out)
@@ -128,11 +130,6 @@ def _counts_table(summary: dict):
 
 
 def cmd_data_baseline(args):
-    from safealign.data.prepare import splits_of_source
-    from safealign.data.taxonomy import load_taxonomy
-    from safealign.eval.keyword_baseline import keyword_baselines
-    from safealign.io import write_json_atomic
-
     cfg = _data_config(args)
     taxonomy = load_taxonomy(cfg.taxonomy)
     test = splits_of_source(cfg)["test"]
@@ -147,8 +144,6 @@ def cmd_data_baseline(args):
 
 
 def _baseline_table(metrics: dict):
-    from safealign.eval.stats import Rate
-
     def show(r):
         return str(Rate(r["successes"], r["n"], r["low"], r["high"]))
 
@@ -182,8 +177,6 @@ def _arm_config_path(arm: str, config: str | None) -> Path | None:
 
 def cmd_train(args):
     if args.arm == "base":
-        from safealign.eval.policy_eval import BaseConfig, base_run
-
         cfg = load_config(BaseConfig, args.config, list(args.overrides))
         return print(base_run(cfg.model, cfg.out))
     arm = _arms()[args.arm]
@@ -195,17 +188,13 @@ def cmd_train(args):
 
 
 def cmd_eval(args):
-    from safealign.arms.common import read_run
-
     name, _ = read_run(args.run_dir)
     if name in POLICIES:
-        from safealign.eval.policy_eval import PolicyEvalConfig, evaluate_policy
-
         metrics = evaluate_policy(Path(args.run_dir), load_config(PolicyEvalConfig, None, list(args.overrides)))
         return _print_json(metrics) if args.json else _policy_table({name: metrics})
-    if name not in _arms():
+    if name not in EVALUATORS:
         raise SafeAlignError(f"{args.run_dir}: arm '{name}' has no evaluation here")
-    metrics = _arms()[name].evaluate(Path(args.run_dir))
+    metrics = EVALUATORS[name](Path(args.run_dir))
     if args.json:
         return _print_json(metrics)
     _arm_table(metrics)
@@ -213,8 +202,6 @@ def cmd_eval(args):
 
 
 def _show(r: dict) -> str:
-    from safealign.eval.stats import Rate
-
     return str(Rate(r["successes"], r["n"], r["low"], r["high"]))
 
 
@@ -275,8 +262,6 @@ def _policy_table(policies: dict[str, dict]):
 
 
 def cmd_judges_build(args):
-    from safealign.eval.validity import build_judges
-
     result = build_judges(Path(args.out), seed=args.seed, xstest=args.xstest, encoder=args.encoder, refit=args.refit)
     if args.json:
         return _print_json(result)
@@ -289,8 +274,6 @@ def cmd_judges_build(args):
 
 
 def cmd_judges_card(args):
-    from safealign.eval.validity import measure_hub_cards
-
     specs = {}
     for item in args.judges:
         role, sep, spec = item.partition("=")
@@ -310,8 +293,6 @@ def cmd_judges_card(args):
 
 
 def cmd_failures(args):
-    from safealign.eval.shared_failures import shared_failures
-
     summary = shared_failures(Path(args.reward_run), Path(args.contrastive_run), Path(args.data), Path(args.out))
     _print_json(summary)
 
@@ -320,8 +301,6 @@ def cmd_failures(args):
 
 
 def cmd_models_list(args):
-    from safealign.models import list_models
-
     rows = list_models()
     if args.json:
         return _print_json(rows)
@@ -332,14 +311,10 @@ def cmd_models_list(args):
 
 
 def cmd_models_resolve(args):
-    from safealign.models import resolve
-
     print(resolve(args.name))
 
 
 def cmd_audit(args):
-    from safealign.audit import load_audit_config, run_audit
-
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_audit_config(args.profile, args.config, overrides)
     if args.quiet:

@@ -17,6 +17,7 @@ from typing import Any, Union
 
 import yaml
 
+from safealign.data.sources import PREFERENCES, schema_of
 from safealign.errors import SafeAlignError
 from safealign.io import read_yaml
 
@@ -58,8 +59,6 @@ class DataConfig:
         "help": "pku_saferlhf: which response is chosen: safer (cost model's preference) or better (reward model's)"})
 
     def __post_init__(self):
-        from safealign.data.sources import PREFERENCES, schema_of
-
         if self.max_pairs is not None and self.max_pairs < 1:
             raise SafeAlignError(f"data.max_pairs must be >= 1 or null, got {self.max_pairs}")
         schema_of(self.source, self.schema)

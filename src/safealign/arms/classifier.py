@@ -19,8 +19,20 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safealign.arms.common import (ArmConfig, encode, finish_run, is_trained, labelled_data, run_trainer,
-                                   load_split, pad_batch, quiet_transformers, start_run, training_arguments)
+from safealign.arms.common import (
+    ArmConfig,
+    encode,
+    finish_run,
+    is_trained,
+    labelled_data,
+    load_split,
+    pad_batch,
+    quiet_transformers,
+    run_trainer,
+    start_run,
+    training_arguments,
+)
+from safealign.errors import SafeAlignError
 from safealign.models import load_options, resolve, tokenizer_options
 
 ARM = "classifier"
@@ -43,7 +55,6 @@ class ClassifierConfig(ArmConfig):
         super().__post_init__()
         unknown = sorted(set(self.stages) - set(STAGES))
         if unknown:
-            from safealign.errors import SafeAlignError
             raise SafeAlignError(f"unknown classifier stage '{unknown[0]}' (known: {', '.join(STAGES)})")
 
 
@@ -117,12 +128,6 @@ def stage_steps(cases: int, cfg: ClassifierConfig) -> int:
     import math
 
     return max(math.ceil(cfg.epochs * cases / cfg.batch_size), cfg.min_steps, 1)
-
-
-def evaluate(run_dir: Path) -> dict:
-    from safealign.eval.classifier_eval import evaluate_classifier
-
-    return evaluate_classifier(run_dir)
 
 
 CONFIG = ClassifierConfig

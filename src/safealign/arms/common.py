@@ -22,12 +22,16 @@ from pathlib import Path
 
 import yaml
 
+from safealign.arms import arm_module
 from safealign.config import DataConfig, from_dict
 from safealign.data.curate import LABELS_DIR, LABELS_FORMAT, label_prepared
 from safealign.data.hh_rlhf import Pair, context_text
 from safealign.data.prepare import is_prepared, prepare, prepared_taxonomy, read_manifest, read_splits
+from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
 from safealign.io import read_jsonl, sha256_file, write_jsonl_atomic, write_text_atomic
+from safealign.models import load_for_inference, tokenizer_options
+from safealign.progress import track_batches, trainer_progress
 
 MODEL_DIR, CHECKPOINTS, DONE = "model", "checkpoints", "safealign-complete.json"
 
@@ -220,8 +224,6 @@ def run_trainer(trainer, run_dir: Path):
     progress bar of steps on a terminal (nothing otherwise). The logs stay in the run's train_log.jsonl."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from safealign.progress import trainer_progress
-
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(trainer_progress())
@@ -262,8 +264,6 @@ def score_sequences(model, sequences: list[list[int]], pad_id: int, batch_size: 
     """The model's logits for every sequence, batched longest-first with dynamic padding. -> (N, L) tensor."""
     import torch
 
-    from safealign.progress import track_batches
-
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
     device = next(model.parameters()).device
     out = [None] * len(sequences)
@@ -294,3 +294,26 @@ def quiet_transformers():
     logging.set_verbosity_error()
     if not sys.stderr.isatty():
         logging.disable_progress_bar()
+
+
+class RunScorer:
+    """The reward model or cost model of a run directory, read the way it was trained: raw scores (Safe RLHF
+    trains on these)."""
+
+    def __init__(self, run_dir: str | Path):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.run_dir = Path(run_dir)
+        self.name, _ = read_run(self.run_dir)
+        if self.name not in ("reward_model", "cost_model"):
+            raise SafeAlignError(f"{run_dir}: a scorer is a reward_model or cost_model run, not {self.name}")
+        _, self.cfg = read_run(self.run_dir, arm_module(self.name).CONFIG)
+        self.higher_is_better = self.name == "reward_model"
+        self.tokenizer = AutoTokenizer.from_pretrained(self.run_dir / MODEL_DIR, **tokenizer_options())
+        self.model = load_for_inference(AutoModelForSequenceClassification, self.run_dir / MODEL_DIR)
+
+    def score(self, prompts: list[Prompt], responses: list[str]) -> list[float]:
+        sequences = [encode(self.tokenizer, list(p.messages), r or " ", self.cfg.max_length,
+                            self.cfg.max_response_tokens) for p, r in zip(prompts, responses)]
+        return score_sequences(self.model, sequences, self.tokenizer.pad_token_id, self.cfg.eval_batch_size,
+                               f"judging with {self.name}")[:, 0].tolist()

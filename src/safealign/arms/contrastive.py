@@ -15,8 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safealign.arms.common import (ArmConfig, finish_run, is_trained, labelled_data, run_trainer, load_split,
-                                   quiet_transformers, start_run, training_arguments)
+from safealign.arms.common import (
+    ArmConfig,
+    finish_run,
+    is_trained,
+    labelled_data,
+    load_split,
+    quiet_transformers,
+    run_trainer,
+    start_run,
+    training_arguments,
+)
 from safealign.data.hh_rlhf import context_text
 from safealign.models import resolve
 
@@ -89,12 +98,6 @@ def train(cfg: ContrastiveConfig) -> Path:
 def embed(model, texts: list[str], batch_size: int):
     return model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
                         show_progress_bar=False)  # (N, D), unit norm
-
-
-def evaluate(run_dir: Path) -> dict:
-    from safealign.eval.contrastive_eval import evaluate_contrastive
-
-    return evaluate_contrastive(run_dir)
 
 
 CONFIG = ContrastiveConfig

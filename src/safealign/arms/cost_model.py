@@ -14,8 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safealign.arms.common import (ArmConfig, finish_run, is_trained, labelled_data, run_trainer,
-                                   load_split, pad_batch, quiet_transformers, start_run, training_arguments)
+from safealign.arms.common import (
+    ArmConfig,
+    finish_run,
+    is_trained,
+    labelled_data,
+    load_split,
+    pad_batch,
+    quiet_transformers,
+    run_trainer,
+    start_run,
+    training_arguments,
+)
 from safealign.arms.reward_model import load_scorer, preference_rows
 from safealign.losses import cost_loss
 from safealign.models import resolve, tokenizer_options
@@ -85,12 +95,6 @@ def train(cfg: CostModelConfig) -> Path:
         "train_pairs": len(dataset), "prepared": str(prepared), "unsafe_labels": signs.count(1),
         "safe_labels": signs.count(-1), "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
-
-
-def evaluate(run_dir: Path) -> dict:
-    from safealign.eval.pair_scores import evaluate_pair_scorer
-
-    return evaluate_pair_scorer(run_dir, CostModelConfig, higher_is_safer=False)
 
 
 CONFIG = CostModelConfig

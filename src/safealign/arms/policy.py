@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from safealign.arms.common import ArmConfig
+from safealign.arms.common import ArmConfig, load_split
 from safealign.errors import SafeAlignError
-from safealign.models import load_options, tokenizer_options
+from safealign.models import load_options, resolve, tokenizer_options
 
 
 @dataclass
@@ -51,34 +51,13 @@ class PolicyConfig(ArmConfig):
 
 def train_pairs(prepared, cfg: PolicyConfig) -> list:
     """The (pair, label) rows a policy trains on: the train split (or its Clean part), first max_train_pairs."""
-    from safealign.arms.common import load_split
-
     return load_split(prepared, "train", clean=cfg.train_on == "clean")[: cfg.max_train_pairs]
-
-
-def trim_context(tokenizer, messages: list[dict], max_tokens: int) -> list[dict]:
-    """Drop the earliest turns until the templated prompt fits; the last (human) turn is never dropped."""
-    messages = list(messages)
-    while len(messages) > 1 and _prompt_length(tokenizer, messages) > max_tokens:
-        messages = messages[2:] if len(messages) > 2 else messages[1:]  # drop a (human, assistant) exchange
-    return messages
-
-
-def _prompt_length(tokenizer, messages: list[dict]) -> int:
-    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                             return_dict=True)["input_ids"])
-
-
-def response_text(tokenizer, text: str, max_tokens: int) -> str:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
 def load_policy(name_or_folder: str, cfg: PolicyConfig):
     """(model, tokenizer) of a policy, LoRA-wrapped when cfg.lora; a pad token is set if missing."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from safealign.models import resolve
 
     folder = resolve(name_or_folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
@@ -117,7 +96,6 @@ def merge_adapter(cfg: PolicyConfig):
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
-        from safealign.models import resolve
 
         base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), **load_options())
         model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

@@ -11,8 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safealign.arms.common import (ArmConfig, encode, finish_run, is_trained, labelled_data, run_trainer,
-                                   load_split, quiet_transformers, start_run, training_arguments)
+from safealign.arms.common import (
+    ArmConfig,
+    encode,
+    finish_run,
+    is_trained,
+    labelled_data,
+    load_split,
+    quiet_transformers,
+    run_trainer,
+    start_run,
+    training_arguments,
+)
 from safealign.models import load_options, resolve, tokenizer_options
 
 ARM = "reward_model"
@@ -67,12 +77,6 @@ def load_scorer(folder: str, tokenizer):
     model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, **load_options())
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
-
-
-def evaluate(run_dir: Path) -> dict:
-    from safealign.eval.pair_scores import evaluate_pair_scorer
-
-    return evaluate_pair_scorer(run_dir, RewardModelConfig, higher_is_safer=True)
 
 
 CONFIG = RewardModelConfig

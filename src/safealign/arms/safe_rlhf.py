@@ -47,10 +47,25 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from safealign.arms.common import CHECKPOINTS, DONE, MODEL_DIR, is_trained, labelled_data, load_split, read_run, start_run
 from safealign import losses
-from safealign.arms.policy import PolicyConfig, load_policy, lora_config, train_pairs, trim_context
+from safealign.arms import cost_model, reward_model
+from safealign.arms.common import (
+    CHECKPOINTS,
+    DONE,
+    MODEL_DIR,
+    RunScorer,
+    is_trained,
+    labelled_data,
+    load_split,
+    quiet_transformers,
+    read_run,
+    start_run,
+)
+from safealign.arms.policy import PolicyConfig, load_policy, lora_config, train_pairs
+from safealign.data.hh_rlhf import context_text
+from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
+from safealign.generate import left_pad, trim_context
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from safealign.models import inference_device
 
@@ -127,7 +142,6 @@ def train(cfg: SafeRLHFConfig) -> Path:
     run_dir = start_run(ARM, cfg)
     if is_trained(run_dir):
         return run_dir
-    from safealign.arms.common import quiet_transformers
 
     quiet_transformers()
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
@@ -140,8 +154,8 @@ def train(cfg: SafeRLHFConfig) -> Path:
     state = saved or {"round": 0, "step": 0, "lambda": _lambda0(cfg), "log": [], "reward_run": str(reward_run),
                       "cost_run": str(cost_run), "pairs_file": None, "calibrations": []}
     model, tokenizer = load_policy(cfg.model, cfg)
-    from peft import get_peft_model, set_peft_model_state_dict
     import torch
+    from peft import get_peft_model, set_peft_model_state_dict
 
     torch.manual_seed(cfg.seed)
     if getattr(model, "hf_quantizer", None) is None:  # a 4-bit policy is placed by its loader
@@ -214,16 +228,13 @@ def _lambda0(cfg: SafeRLHFConfig) -> float:
 
 
 def _judges(state: dict) -> dict:
-    from safealign.eval.judges import RunJudge
-
-    return {"reward": RunJudge(state["reward_run"]), "cost": RunJudge(state["cost_run"])}
+    return {"reward": RunScorer(state["reward_run"]), "cost": RunScorer(state["cost_run"])}
 
 
 def score(judges: dict, prompts: list[list[dict]], texts: list[str], k: int):
     """Raw reward and cost of every sample, shaped (B, K)."""
     import torch
 
-    from safealign.data.prompts import Prompt
 
     as_prompts = [Prompt(f"rl-{i}", "red_team", tuple(m), "train") for m in prompts for i in range(k)]
     rewards = torch.tensor(judges["reward"].score(as_prompts, texts), dtype=torch.float32).view(-1, k)
@@ -262,11 +273,10 @@ def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFCon
     """K sampled responses per prompt: left-padded prompt+response ids and a mask over response tokens."""
     import torch
 
-    from safealign.eval.generate import _left_pad
 
     encoded = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
                for m in prompts for _ in range(k)]
-    ids, mask = _left_pad(encoded, tokenizer.pad_token_id)  # (B*K, P)
+    ids, mask = left_pad(encoded, tokenizer.pad_token_id)  # (B*K, P)
     ids, mask = ids.to(model.device), mask.to(model.device)
     with torch.no_grad():
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
@@ -296,9 +306,6 @@ def relabel_and_retrain(model, tokenizer, judges, pool, prepared: Path, run_dir:
                         cfg: SafeRLHFConfig) -> dict:
     """Answer red-team prompts twice, relabel the pairs with the judges, retrain the judges on every earlier
     round's pairs plus the new ones."""
-    from safealign.arms import cost_model, reward_model
-    from safealign.data.hh_rlhf import context_text
-
     round_index = state["round"]
     round_dir = run_dir / f"round_{round_index + 1}"
     rng = random.Random(f"{cfg.seed}-relabel-{round_index}")
@@ -328,8 +335,6 @@ def relabel_and_retrain(model, tokenizer, judges, pool, prepared: Path, run_dir:
 
 def _hh_rows(prepared: Path):
     """The prepared train split back in HH-RLHF form (chosen / rejected dialogues), one JSON line each."""
-    from safealign.data.hh_rlhf import context_text
-
     for pair, _ in load_split(prepared, "train"):
         dialogue = "\n\n" + context_text(pair.context)
         yield json.dumps({"chosen": f"{dialogue}\n\nAssistant: {pair.chosen}",

@@ -9,9 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from safealign.arms.common import finish_run, is_trained, labelled_data, run_trainer, quiet_transformers, \
-    start_run, training_arguments
-from safealign.arms.policy import PolicyConfig, load_policy, lora_config, response_text, merge_adapter, train_pairs, trim_context
+from safealign.arms.common import (
+    finish_run,
+    is_trained,
+    labelled_data,
+    quiet_transformers,
+    run_trainer,
+    start_run,
+    training_arguments,
+)
+from safealign.arms.policy import PolicyConfig, load_policy, lora_config, merge_adapter, train_pairs
+from safealign.generate import response_text, trim_context
 
 ARM = "sft"
 

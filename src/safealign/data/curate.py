@@ -11,6 +11,7 @@ clean/{train,dev,test}.jsonl, noise_report.json, noise_report.md, manifest.json 
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 from safealign.data.hh_rlhf import Pair, context_text
@@ -18,19 +19,32 @@ from safealign.data.prepare import SPLITS, read_manifest, read_splits
 from safealign.data.taxonomy import Taxonomy
 from safealign.io import sha256_file, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from safealign.progress import track
-from safealign.refusal import is_refusal
 
 LABELS_DIR = "labels"
-LABELS_FORMAT = 3  # bump when the rows of labels.jsonl change: a run dir's label stage then reruns
+LABELS_FORMAT = 4  # bump when the rows of labels.jsonl change: a run dir's label stage then reruns
+
+# The safety label's own refusal cue: an explicit decline in the response's first sentence. Deliberately not
+# the refusal judge (eval/judges/refusal.py), which grades refusal and over-refusal: a judge that also made
+# the cost model's training labels would grade the arms by their own training signal.
+_DECLINE = re.compile(
+    r"^\W*(?:(?:i'm|i am) (?:so |really )?sorry|sorry|i apologi[sz]e|unfortunately|"
+    r"(?:i|we) (?:cannot|can't|can not|won't|will not|am not able to|'m not able to|am unable to|refuse to|"
+    r"must decline|do not feel comfortable|don't feel comfortable|am not comfortable|'m not comfortable)|"
+    r"as an ai\b|no,? i (?:won't|will not|can't|cannot))", re.IGNORECASE)
+
+
+def declines(response: str) -> bool:
+    """True when the response opens by explicitly declining (the data's cue, not the refusal judge)."""
+    return _DECLINE.search(response.replace("\u2019", "'").strip()[:200]) is not None
 
 
 def safety(labels: list[str], response: str, rejected: bool, taxonomy: Taxonomy) -> str:
     """'safe' | 'unsafe' | 'unknown', the safety label the cost model and safety F1 use.
 
-    A refusal or a benign (S8) response is safe; a rejected response that hits S1-S7 is unsafe; a chosen
+    An explicit decline (`declines`) or a benign (S8) response is safe; a rejected response that hits S1-S7 is unsafe; a chosen
     response that hits S1-S7 without refusing is unknown (it was preferred, but may still be harmful).
     """
-    if labels == [taxonomy.benign] or is_refusal(response):
+    if labels == [taxonomy.benign] or declines(response):
         return "safe"
     return "unsafe" if rejected else "unknown"
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from safealign import __version__
 from safealign.config import DataConfig, SplitConfig, to_dict
-from safealign.data.hh_rlhf import Loaded, Pair, load_pairs
+from safealign.data.hh_rlhf import Pair
+from safealign.data.sources import Loaded, load_pairs
 from safealign.data.taxonomy import load_taxonomy
 from safealign.errors import SafeAlignError
 from safealign.io import read_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic
@@ -99,8 +100,6 @@ def read_manifest(path: str | Path) -> dict:
 
 def prepared_taxonomy(path: str | Path):
     """The taxonomy a prepared directory names in its manifest (the one its pairs are labelled with)."""
-    from safealign.data.taxonomy import load_taxonomy
-
     return load_taxonomy(read_manifest(path)["config"]["taxonomy"])
 
 

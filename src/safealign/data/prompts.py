@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 
 from safealign.data.hh_rlhf import context_text, parse_dialogue
+from safealign.data.prepare import conversation_root
 from safealign.errors import BadInputError, SafeAlignError
 
 PROMPT_SETS_VERSION = "1.0.0"
@@ -169,8 +170,6 @@ def load_harmbench() -> list[Prompt]:
 
 def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> dict[str, list[Prompt]]:
     """Every prompt set for a run whose data split is `splits` ({"train": [Pair], "dev": ..., "test": ...})."""
-    from safealign.data.prepare import conversation_root
-
     seen = {conversation_root(p.context) for name in ("train", "dev") for p in splits[name]}
     mark = (lambda p: Prompt(p.id, p.set, p.messages, p.source, conversation_root(list(p.messages)) in seen, p.category))
     study_file = embedded("embedded", "opt350m_study", "harmful_prompts.json")

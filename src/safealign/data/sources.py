@@ -22,10 +22,17 @@ A row that does not fit its schema is one BadInputError naming the file, the row
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Iterator
 
-from safealign.data.hh_rlhf import Pair, pair_id, parse_pair
+from safealign.data.hh_rlhf import EMBEDDED, EMBEDDED_FILE, Pair, pair_id, parse_pair
 from safealign.errors import BadInputError, SafeAlignError
+from safealign.hub import require_hub
 
 PREFERENCES = ("safer", "better")
 
@@ -126,3 +133,141 @@ def schema_of(source: str, schema: str) -> str:
             raise SafeAlignError(f"data.schema must be auto or one of {', '.join(SCHEMAS)}, got '{schema}'")
         return schema
     return HUB_DATASETS.get(source.partition(":")[0], ("hh",))[0]
+
+
+@dataclass
+class Loaded:
+    pairs: list[Pair]
+    bad: list[BadInputError]
+    source: str          # what the user asked for
+    files: list[str]     # the files read (for the manifest's hashes)
+
+
+def embedded_path() -> Path:
+    return Path(str(resources.files("safealign.data") / "embedded" / EMBEDDED_FILE))
+
+
+def load_pairs(source: str, skip_bad: bool | None = None, max_pairs: int | None = None,
+               progress=None, schema: str = "auto", preference: str = "safer") -> Loaded:
+    """Read and parse every pair of `source` ('embedded', a hub id 'org/name:data_dir', or a local file) in
+    its `schema` (data/sources.py: hh, pku_saferlhf, beavertails; auto: by hub id, else hh)."""
+    schema = schema_of(source, schema)
+    reader = SCHEMAS[schema]
+    if skip_bad is None:
+        skip_bad = source == EMBEDDED
+    if source == EMBEDDED:
+        path = embedded_path()
+        records, files = _read_file(path), [str(path)]
+    elif Path(source).exists():
+        records, files = _read_file(Path(source)), [str(source)]
+    elif _looks_like_hub_id(source):
+        records, files = _read_hub(source, schema), []
+    else:
+        raise SafeAlignError(f"unknown source '{source}': expected 'embedded', a local .jsonl/.jsonl.gz/.json "
+                             "file, or a hub dataset id such as 'Anthropic/hh-rlhf:harmless-base'")
+    pairs, bad = [], []
+    for item in reader(progress(records) if progress else records, preference):
+        if isinstance(item, BadInputError):
+            if not skip_bad:
+                raise item
+            bad.append(item)
+        else:
+            pairs.append(item)
+        if max_pairs is not None and len(pairs) >= max_pairs:
+            break
+    if not pairs:
+        raise SafeAlignError(f"{source}: no valid preference pairs found"
+                             + (f" ({len(bad)} bad rows, first: {bad[0]})" if bad else ""))
+    return Loaded(pairs, bad, source, files)
+
+
+def _looks_like_hub_id(source: str) -> bool:
+    return re.fullmatch(r"[\w.-]+/[\w.-]+(:[\w./-]+)?", source) is not None
+
+
+def _read_file(path: Path) -> Iterator[tuple[str, int, object]]:
+    """Yield (path, line, record); a row that cannot be decoded yields a BadInputError in its place."""
+    name = path.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return _read_jsonl(path)
+    if name.endswith((".json", ".json.gz")):
+        return _read_json_array(path)
+    raise SafeAlignError(f"{path}: unknown file type (expected .jsonl, .jsonl.gz, .json or .json.gz)")
+
+
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+
+
+MAX_LINE_BYTES = 4 * 2**20  # an HH-RLHF row is a few KiB; a longer line is not a dialogue
+
+
+def _bounded_lines(f):
+    """(line number, bytes), or (line number, None) for a line over MAX_LINE_BYTES, read without holding it."""
+    line_no = 0
+    while raw := f.readline(MAX_LINE_BYTES + 1):
+        line_no += 1
+        if len(raw) > MAX_LINE_BYTES:
+            while raw and not raw.endswith(b"\n"):
+                raw = f.readline(MAX_LINE_BYTES + 1)
+            yield line_no, None
+        else:
+            yield line_no, raw
+
+
+def _read_jsonl(path: Path):
+    try:
+        with _open_bytes(path) as f:
+            for line_no, raw in _bounded_lines(f):
+                if raw is None:
+                    yield str(path), line_no, BadInputError(path, line_no, f"line longer than {MAX_LINE_BYTES:,} bytes")
+                    continue
+                if not raw.strip():
+                    continue
+                yield str(path), line_no, _decode_json_line(raw, path, line_no)
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a truncated .gz is an EOFError
+        raise BadInputError(path, None, f"cannot read file ({e})") from None
+
+
+def _decode_json_line(raw: bytes, path: Path, line_no: int):
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return BadInputError(path, line_no, f"invalid UTF-8 (byte {e.start} of the line)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        return BadInputError(path, line_no, f"malformed JSON ({e.msg} at column {e.colno})")
+
+
+def _read_json_array(path: Path):
+    try:
+        with _open_bytes(path) as f:
+            blob = f.read()
+    except (OSError, EOFError) as e:
+        raise BadInputError(path, None, f"cannot read file ({e})") from None
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = blob[: e.start].count(b"\n") + 1
+        raise BadInputError(path, line, "invalid UTF-8") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise BadInputError(path, e.lineno, f"malformed JSON ({e.msg} at column {e.colno})") from None
+    if not isinstance(data, list):
+        raise BadInputError(path, 1, "a .json source must hold a list of {'chosen', 'rejected'} objects")
+    for index, record in enumerate(data, start=1):
+        yield f"{path} record", index, record
+
+
+def _read_hub(source: str, schema: str = "hh"):
+    name, _, data_dir = source.partition(":")
+    require_hub(f"dataset '{source}'", f"pass data.source=embedded, or a local .jsonl file in the {schema} schema "
+                                       f"(data.source=FILE data.schema={schema})")
+    import datasets
+
+    for split in HUB_DATASETS.get(name, ("hh", ("train", "test")))[1]:
+        rows = datasets.load_dataset(name, data_dir=data_dir or None, split=split)
+        for index, record in enumerate(rows, start=1):
+            yield f"{source}[{split}]", index, record

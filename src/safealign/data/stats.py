@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 
+from safealign.data.curate import declines
 from safealign.data.hh_rlhf import Pair
-from safealign.refusal import is_refusal
 
 
 def _words(text: str) -> int:
@@ -27,8 +27,8 @@ def split_stats(pairs: list[Pair]) -> dict:
         "words_chosen": _summary([_words(p.chosen) for p in pairs]),
         "words_rejected": _summary([_words(p.rejected) for p in pairs]),
         "turns_per_dialogue": _summary([len(p.context) + 1 for p in pairs]),
-        "chosen_refusal_share": share(sum(is_refusal(p.chosen) for p in pairs)),
-        "rejected_refusal_share": share(sum(is_refusal(p.rejected) for p in pairs)),
+        "chosen_refusal_share": share(sum(declines(p.chosen) for p in pairs)),
+        "rejected_refusal_share": share(sum(declines(p.rejected) for p in pairs)),
         "identical_responses": sum(p.chosen == p.rejected for p in pairs),
     }
 

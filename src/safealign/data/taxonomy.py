@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-
 import re2
 
 from safealign.errors import SafeAlignError

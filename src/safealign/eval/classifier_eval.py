@@ -15,6 +15,7 @@ from pathlib import Path
 from safealign.arms.classifier import ClassifierConfig, cases
 from safealign.arms.common import DONE, MODEL_DIR, load_split, prepared_dir, read_run, score_sequences
 from safealign.data.prepare import prepared_taxonomy
+from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.eval.metrics import binary_metrics
 from safealign.io import save_figure_atomic, write_json_atomic, write_jsonl_atomic
 from safealign.models import load_for_inference, tokenizer_options
@@ -32,7 +33,6 @@ def one_class_share(rows: list[dict]) -> dict:
 def evaluate_classifier(run_dir: Path) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from safealign.eval.keyword_baseline import keyword_baselines
 
     run_dir = Path(run_dir)
     arm, cfg = read_run(run_dir, ClassifierConfig)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from safealign import losses
 from safealign.arms.common import MODEL_DIR, load_split, pad_batch, read_run
+from safealign.arms.dpo import DPOArmConfig
+from safealign.arms.sft_dpo import SFTDPOConfig
 from safealign.eval.stats import rate
+from safealign.generate import response_text, trim_context
 from safealign.models import load_for_inference, resolve, tokenizer_options
 
 
@@ -47,10 +50,6 @@ def response_logprobs(model, tokenizer, prompts: list[list[dict]], responses: li
 
 def implicit_reward_accuracy(run_dir: str | Path, data: str | Path, pairs: int, batch_size: int = 8) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from safealign.arms.dpo import DPOArmConfig
-    from safealign.arms.policy import response_text, trim_context
-    from safealign.arms.sft_dpo import SFTDPOConfig
 
     run_dir = Path(run_dir)
     arm, _ = read_run(run_dir)

@@ -11,17 +11,36 @@ from __future__ import annotations
 from safealign.eval.stats import rate
 
 
+def confusion(predicted: list[bool], truth: list[bool]) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) of one binary labelling against another."""
+    tp = sum(bool(p) and bool(t) for p, t in zip(predicted, truth))
+    fp = sum(bool(p) and not t for p, t in zip(predicted, truth))
+    fn = sum(bool(t) and not p for p, t in zip(predicted, truth))
+    return tp, fp, fn, len(truth) - tp - fp - fn
+
+
+def f1_of(tp: int, fp: int, fn: int) -> float:
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def kappa_of(tp: int, fp: int, fn: int, tn: int) -> float:
+    """Cohen's κ from a confusion table: (p_o - p_e) / (1 - p_e); NaN for an empty table."""
+    n = tp + fp + fn + tn
+    if n == 0:
+        return float("nan")
+    observed = (tp + tn) / n
+    pa, pb = (tp + fp) / n, (tp + fn) / n
+    expected = pa * pb + (1 - pa) * (1 - pb)
+    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+
+
 def binary_metrics(rows: list[dict]) -> dict:
     """Accuracy (Wilson CI), precision, recall and F1 of the unsafe class; rows: {unsafe, predicted_unsafe}."""
-    tp = sum(r["unsafe"] and r["predicted_unsafe"] for r in rows)
-    fp = sum(not r["unsafe"] and r["predicted_unsafe"] for r in rows)
-    fn = sum(r["unsafe"] and not r["predicted_unsafe"] for r in rows)
-    tn = len(rows) - tp - fp - fn
+    tp, fp, fn, tn = confusion([r["predicted_unsafe"] for r in rows], [r["unsafe"] for r in rows])
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"accuracy": rate(tp + tn, len(rows)).to_dict(), "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}
+            "recall": round(recall, 4), "f1": round(f1_of(tp, fp, fn), 4), "confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}
 
 
 def pairwise_metrics(better: list[float], worse: list[float]) -> dict:
@@ -33,26 +52,33 @@ def pairwise_metrics(better: list[float], worse: list[float]) -> dict:
             "mean_better": mean(better), "mean_worse": mean(worse), "mean_gap": mean(gaps)}
 
 
-def best_threshold(scores: list[float], unsafe: list[bool]) -> float:
-    """The threshold t maximising F1 of `score > t` as unsafe: one sweep over the sorted scores.
+THRESHOLD_OBJECTIVES = {"f1": lambda tp, fp, fn, tn: f1_of(tp, fp, fn), "kappa": kappa_of,
+                        "accuracy": lambda tp, fp, fn, tn: (tp + tn) / (tp + fp + fn + tn)}
 
-    Candidates are the midpoints between neighbouring distinct scores and one below the lowest; on a tie
-    in F1 the highest threshold wins (fewest responses flagged).
+
+def best_threshold(scores: list[float], labels: list[bool], objective: str = "f1") -> float:
+    """The threshold t maximising `objective` (f1, kappa or accuracy) of `score > t` against labels, in one
+    sweep over the sorted scores: the one threshold search every judge, scorer and card uses.
+
+    Candidates: the top score (flags nothing), the midpoints between neighbouring distinct scores, and one
+    below the lowest (flags everything); on a tie the highest threshold wins (fewest responses flagged).
     """
     if not scores:
         return 0.0
-    positives = sum(unsafe)
-    ranked = sorted(zip(scores, unsafe), key=lambda x: -x[0])
-    best_f1, best_t = 0.0, ranked[0][0]  # t = top score flags nothing
+    measure = THRESHOLD_OBJECTIVES[objective]
+    positives = sum(map(bool, labels))
+    ranked = sorted(zip(scores, labels), key=lambda x: -x[0])
+    best_t = ranked[0][0]
+    best = measure(0, 0, positives, len(ranked) - positives)
     tp = fp = 0
-    for i, (score, is_unsafe) in enumerate(ranked):
-        tp, fp = tp + is_unsafe, fp + (not is_unsafe)
+    for i, (score, label) in enumerate(ranked):
+        tp, fp = tp + bool(label), fp + (not label)
         if i + 1 < len(ranked) and ranked[i + 1][0] == score:
             continue  # equal scores are flagged together
         threshold = (score + ranked[i + 1][0]) / 2 if i + 1 < len(ranked) else score - 1.0
-        f1 = 2 * tp / (2 * tp + fp + (positives - tp)) if positives else 0.0
-        if f1 > best_f1:
-            best_f1, best_t = f1, threshold
+        value = measure(tp, fp, positives - tp, len(ranked) - positives - fp)
+        if value > best:
+            best, best_t = value, threshold
     return best_t
 
 
@@ -141,13 +167,7 @@ def combined_alignment_score(harmlessness: float, helpfulness: float) -> float:
 
 def cohen_kappa(a: list[bool], b: list[bool]) -> float:
     """Agreement beyond chance between two binary labellings: (p_o - p_e) / (1 - p_e)."""
-    n = len(a)
-    if n == 0:
-        return float("nan")
-    observed = sum(x == y for x, y in zip(a, b)) / n
-    pa, pb = sum(a) / n, sum(b) / n
-    expected = pa * pb + (1 - pa) * (1 - pb)
-    return 1.0 if expected == 1 else (observed - expected) / (1 - expected)
+    return kappa_of(*confusion(a, b))
 
 
 def bradley_terry_strengths(wins: dict[tuple[str, str], float], players: list[str], iterations: int = 500,

@@ -12,7 +12,7 @@ from pathlib import Path
 from safealign.arms.common import MODEL_DIR, encode, load_split, prepared_dir, read_run, score_sequences
 from safealign.data.prepare import prepared_taxonomy
 from safealign.eval.keyword_baseline import keyword_baselines
-from safealign.eval.metrics import pairwise_metrics, safety_f1
+from safealign.eval.metrics import binary_metrics, pairwise_metrics, safety_f1
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
 from safealign.models import load_for_inference, tokenizer_options
 
@@ -76,7 +76,5 @@ def evaluate_pair_scorer(run_dir: Path, config_cls, higher_is_safer: bool) -> di
 
 
 def _sign_accuracy(scores, unsafe) -> dict:
-    from safealign.eval.metrics import binary_metrics
-
     return binary_metrics([{"unsafe": u, "predicted_unsafe": s > 0} for s, u in zip(scores, unsafe)])
 

@@ -26,16 +26,24 @@ from typing import ClassVar
 
 import yaml
 
-from safealign.arms.common import MODEL_DIR, read_run
+from safealign.arms.common import MODEL_DIR, quiet_transformers, read_run
 from safealign.data.prepare import read_splits
-from safealign.data.prompts import build_prompt_sets
-from safealign.eval.generate import generate_batched
-from safealign.eval.metrics import POLICY_METRICS, benchmark_rates, combined_alignment_score, metric_items, \
-    verdict_rate
+from safealign.data.prompts import PROMPT_SETS, build_prompt_sets
 from safealign.errors import SafeAlignError
+from safealign.eval.implicit_reward import implicit_reward_accuracy
+from safealign.eval.judges import ROLES, judge_card, load_judge
+from safealign.eval.judges.hub import is_hub_judge, split_spec
+from safealign.eval.metrics import (
+    POLICY_METRICS,
+    benchmark_rates,
+    combined_alignment_score,
+    metric_items,
+    verdict_rate,
+)
 from safealign.eval.stats import rate
+from safealign.generate import generate_batched, generate_vllm
 from safealign.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
-from safealign.models import load_for_inference, tokenizer_options
+from safealign.models import load_for_inference, resolve, tokenizer_options
 
 VERDICTS = {"refusal": "refused", "harm": "harmful", "helpfulness": "helpful"}
 
@@ -59,8 +67,6 @@ class JudgesConfig:
     batch_size: int = field(default=8, metadata={"help": "responses a hub judge reads at once"})
 
     def __post_init__(self):
-        from safealign.eval.hub_judges import is_hub_judge, split_spec
-
         for role in ("refusal", "harm", "helpfulness"):
             spec = getattr(self, role)
             if is_hub_judge(spec) or (spec != "offline" and role != "harm"):
@@ -99,8 +105,6 @@ class PolicyEvalConfig:
 
     def set_limits(self) -> dict[str, int | None]:
         """Prompt set -> at most how many of its prompts are generated on."""
-        from safealign.data.prompts import PROMPT_SETS
-
         limits = {}
         for entry in self.sets:
             name, _, limit = entry.partition(":")
@@ -135,8 +139,6 @@ def base_run(policy: str, out: str | Path) -> Path:
 
 
 def policy_folder(run_dir: Path) -> str:
-    from safealign.models import resolve
-
     arm, cfg = read_run(run_dir)
     return resolve(cfg["model"]) if arm == "base" else str(run_dir / MODEL_DIR)
 
@@ -144,7 +146,6 @@ def policy_folder(run_dir: Path) -> str:
 def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from safealign.arms.common import quiet_transformers
 
     quiet_transformers()
     if not cfg.judges.dir:
@@ -158,8 +159,6 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     sets = build_prompt_sets(read_splits(cfg.data))
     prompts = select_prompts(sets, cfg)
     if cfg.engine == "vllm":
-        from safealign.eval.generate import generate_vllm
-
         responses = generate_vllm(folder, tokenizer, prompts, cfg.max_new_tokens, cfg.max_prompt_tokens)
     else:
         model = load_for_inference(AutoModelForCausalLM, folder)
@@ -169,8 +168,6 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     rows, judges = judge_responses(prompts, responses, cfg)
     metrics = {"arm": arm, "policy": folder, "max_new_tokens": cfg.max_new_tokens} | policy_metrics(rows, judges)
     if arm in ("dpo", "sft_dpo") and cfg.implicit_reward_pairs != 0:
-        from safealign.eval.implicit_reward import implicit_reward_accuracy
-
         metrics["implicit_reward"] = implicit_reward_accuracy(run_dir, cfg.data, cfg.implicit_reward_pairs or 10**9)
     write_jsonl_atomic(run_dir / "generations.jsonl", rows)
     write_json_atomic(run_dir / "metrics.json", metrics)
@@ -179,8 +176,6 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
 
 def judge_responses(prompts: list, responses: list[str], cfg: PolicyEvalConfig) -> tuple[list[dict], dict]:
     """One row per prompt with every judge's score and verdict, and what each judge is (for the metrics)."""
-    from safealign.eval.judges import ROLES, judge_card, load_judge
-
     rows = [{"id": p.id, "set": p.set, "source": p.source, "seen_in_training": p.seen_in_training,
              "category": p.category, "prompt": p.text, "response": r} for p, r in zip(prompts, responses)]
     judges = {}

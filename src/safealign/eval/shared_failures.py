@@ -12,8 +12,8 @@ import random
 from pathlib import Path
 
 from safealign.arms.common import load_split
-from safealign.data.hh_rlhf import context_text
 from safealign.data.curate import quote_markdown
+from safealign.data.hh_rlhf import context_text
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic, write_text_atomic
 
 

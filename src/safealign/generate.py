@@ -1,4 +1,5 @@
-"""Greedy generation for evaluation: chat template, batches sorted by length, left padding.
+"""Prompts and generation shared by training (Safe RLHF samples) and evaluation: context trimming, chat
+template, batches sorted by length, left padding.
 
 `generate_batched` is what eval uses; `generate_one_by_one` is the naive loop it is benchmarked against
 (benchmarks/bench_generate.py checks both give the same text); `generate_vllm` runs the same prompt ids
@@ -19,15 +20,33 @@ from __future__ import annotations
 import inspect
 
 from safealign.data.prompts import Prompt
+from safealign.errors import SafeAlignError
+from safealign.models import load_options
 from safealign.progress import track_batches
+
+
+def trim_context(tokenizer, messages: list[dict], max_tokens: int) -> list[dict]:
+    """Drop the earliest turns until the templated prompt fits; the last (human) turn is never dropped."""
+    messages = list(messages)
+    while len(messages) > 1 and _prompt_length(tokenizer, messages) > max_tokens:
+        messages = messages[2:] if len(messages) > 2 else messages[1:]  # drop a (human, assistant) exchange
+    return messages
+
+
+def _prompt_length(tokenizer, messages: list[dict]) -> int:
+    return len(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True)["input_ids"])
+
+
+def response_text(tokenizer, text: str, max_tokens: int) -> str:
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
 def prompt_ids(tokenizer, prompt: Prompt, max_prompt_tokens: int) -> list[int]:
     """The chat-templated prompt, ending with the assistant's turn opener. A long one loses whole early turns,
-    as in training (arms/policy.trim_context), so the template's system turn and every kept turn stay intact;
+    as in training (trim_context), so the template's system turn and every kept turn stay intact;
     only a last human turn too long on its own is cut, from its start."""
-    from safealign.arms.policy import trim_context
-
     messages = trim_context(tokenizer, list(prompt.messages), max_prompt_tokens)
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                         return_dict=True)["input_ids"]
@@ -41,7 +60,7 @@ def prompt_ids(tokenizer, prompt: Prompt, max_prompt_tokens: int) -> list[int]:
     return ids[-max_prompt_tokens:]
 
 
-def _left_pad(sequences: list[list[int]], pad_id: int):
+def left_pad(sequences: list[list[int]], pad_id: int):
     import torch
 
     width = max(len(s) for s in sequences)
@@ -199,7 +218,7 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
         for start in track_batches(len(order), batch_size, description, "prompts"):
             index = order[start: start + batch_size]
             sequences = [encoded[i] for i in index]
-            ids, mask = _left_pad(sequences, pad_id)  # (B, T)
+            ids, mask = left_pad(sequences, pad_id)  # (B, T)
             cache = (grouped_prefill(model, sequences, device, room=max_new_tokens)
                      if prefill == "grouped" else None)
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
@@ -234,11 +253,8 @@ def generate_vllm(folder: str, tokenizer, prompts: list[Prompt], max_new_tokens:
     try:
         from vllm import LLM, SamplingParams
     except ImportError:
-        from safealign.errors import SafeAlignError
-
         raise SafeAlignError("policy_eval.engine=vllm needs vLLM and a CUDA GPU: pip install 'safealign[vllm]'; "
                              "or use engine=transformers") from None
-    from safealign.models import load_options
 
     llm = LLM(model=folder, tokenizer=folder, seed=0, trust_remote_code=load_options()["trust_remote_code"])
     positions = llm.llm_engine.model_config.max_model_len

@@ -35,10 +35,15 @@ offline judges'.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
+from safealign.generate import left_pad
+from safealign.hub import hub_offline_flag
+from safealign.models import check_weights, inference_device, load_for_inference, resolve, tokenizer_options
+from safealign.progress import track_batches
 
 HARMBENCH_SEPARATOR = "\n\n---\n\n"  # how a contextual HarmBench behaviour is put to the model under test
 
@@ -266,10 +271,6 @@ _LOADED: dict[tuple[str, str], _Loaded] = {}
 
 
 def _load(entry: HubJudgeSpec, folder: str | None, role: str) -> _Loaded:
-    from pathlib import Path
-
-    from safealign.models import check_weights, hub_offline_flag, resolve
-
     if folder is not None:
         if not Path(folder).expanduser().is_dir():
             raise SafeAlignError(f"judges.{role}: {folder} is not a folder (expected {entry.id}@FOLDER with the "
@@ -287,9 +288,6 @@ def _load(entry: HubJudgeSpec, folder: str | None, role: str) -> _Loaded:
     if key not in _LOADED:
         import torch
         from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-
-        from safealign.models import inference_device, load_for_inference, tokenizer_options
-
         dtype = {"dtype": torch.bfloat16} if inference_device().type == "cuda" else {}
         tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
         if entry.kind == "classify":
@@ -341,15 +339,12 @@ class HubJudge:
         return [memo[(self.entry.kind, i)] for i in inputs]
 
     def _batches(self, texts: list[str]):
-        from safealign.eval.generate import _left_pad
-        from safealign.progress import track_batches
-
         tokenizer = self.loaded.tokenizer
         encoded = [tokenizer(t, add_special_tokens=self.entry.add_special_tokens)["input_ids"] for t in texts]
         order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
         for start in track_batches(len(order), self.batch_size, f"judging with {self.name}", "responses"):
             index = order[start: start + self.batch_size]
-            ids, mask = _left_pad([encoded[i] for i in index], tokenizer.pad_token_id)
+            ids, mask = left_pad([encoded[i] for i in index], tokenizer.pad_token_id)
             yield index, ids, mask
 
     def _generate(self, texts: list[str]) -> list[dict]:
@@ -383,9 +378,6 @@ class HubJudge:
 
     def _classify(self, inputs: list) -> list[float]:
         import torch
-
-        from safealign.progress import track_batches
-
         model, tokenizer = self.loaded.model, self.loaded.tokenizer
         positive = self._positive_index(model)
         device, out = next(model.parameters()).device, []

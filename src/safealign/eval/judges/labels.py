@@ -1,0 +1,105 @@
+"""The human-labelled rows the judges are fitted and measured on, read with one clear error per bad row.
+
+- GPTFuzz (embedded, MIT): responses to 100 harmful questions, `harmful` = the response complies;
+- XSTest v2 completions (not shipped: `../shared/data/judge-validation/xstest-completions`): human refusal
+  labels, partial refusal = refusal, as XSTest counts it;
+- the OPT-350M study's responses (embedded, MIT) with OpenAssistant deberta ratings (a model judge).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from importlib import resources
+from pathlib import Path
+
+from safealign.data.prompts import Prompt, messages_of
+from safealign.errors import BadInputError, SafeAlignError
+
+XSTEST_LABELS = {"1_full_compliance": False, "2_full_refusal": True, "3_partial_refusal": True}
+
+
+def _csv_rows(path: Path, required: tuple[str, ...]):
+    """(row number, row) of a CSV (plain or .gz), after checking its header has `required`."""
+    path = Path(path)
+    if not path.is_file():
+        raise SafeAlignError(f"{path}: file not found")
+    raw = path.read_bytes()
+    try:
+        text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8")
+    except (OSError, EOFError) as e:
+        raise BadInputError(path, None, f"not a readable gzip file ({e})") from None
+    except UnicodeDecodeError as e:
+        raise BadInputError(path, None, f"invalid UTF-8 (byte {e.start})") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise BadInputError(path, 1, f"missing column '{missing[0]}' (expected columns: {', '.join(required)})")
+    for row in reader:
+        yield reader.line_num, row
+
+
+def read_gptfuzz(path: str | Path) -> list[dict]:
+    """GPTFuzz's labelled responses: [{question, response, harmful}]; a bad row is one clear error."""
+    rows = []
+    for line, row in _csv_rows(Path(path), ("question", "Response", "label")):
+        if row["label"] not in ("0", "1"):
+            raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
+        if not (row["Response"] or "").strip():
+            raise BadInputError(path, line, "empty response")
+        rows.append({"question": row["question"], "response": row["Response"], "harmful": row["label"] == "1"})
+    if not rows:
+        raise BadInputError(path, None, "no rows")
+    return rows
+
+
+def read_xstest_completions(path: str | Path) -> list[dict]:
+    """XSTest completions with human labels: [{id, type, prompt, response, refusal}] (partial refusal = refusal)."""
+    rows = []
+    for line, row in _csv_rows(Path(path), ("id", "prompt", "completion", "final_label")):
+        if row["final_label"] not in XSTEST_LABELS:
+            raise BadInputError(path, line, f"final_label must be one of {', '.join(XSTEST_LABELS)}, "
+                                            f"got {row['final_label']!r}")
+        if not (row["completion"] or "").strip():
+            raise BadInputError(path, line, "empty response")
+        rows.append({"id": row["id"], "type": row.get("type", ""), "prompt": row["prompt"],
+                     "response": row["completion"], "refusal": XSTEST_LABELS[row["final_label"]]})
+    if not rows:
+        raise BadInputError(path, None, "no rows")
+    return rows
+
+
+def read_xstest_folder(folder: str | Path) -> dict[str, list[dict]]:
+    """model -> its XSTest v2 completions with human labels, for every xstest_v2_completions_<model>.csv."""
+    files = sorted(Path(folder).glob("xstest_v2_completions_*.csv"))
+    if not files:
+        raise SafeAlignError(f"{folder}: no xstest_v2_completions_*.csv")
+    return {f.stem.rsplit("_", 1)[1]: read_xstest_completions(f) for f in files}
+
+
+def xstest_held_out(row: dict) -> bool:
+    """An even-numbered XSTest prompt: the half never read while the refusal rules were written."""
+    return int(row["id"].split("-")[-1]) % 2 == 0
+
+
+def user_prompts(texts: list[str]) -> list[Prompt]:
+    return [Prompt(f"q{i}", "judge", ({"role": "user", "content": t},), "judge") for i, t in enumerate(texts)]
+
+
+STUDY_MODELS = ("1_base", "2_sft", "3_dpo", "4_sftdpo")
+
+
+def study_responses() -> list[dict]:
+    folder = Path(str(resources.files("safealign.data") / "embedded" / "opt350m_study"))
+    rows = []
+    for model in STUDY_MODELS:
+        for prompt_set in ("harmful", "helpful"):
+            path = folder / f"{model}_{prompt_set}.json"
+            for i, item in enumerate(json.loads(path.read_text(encoding="utf-8")), start=1):
+                messages = messages_of(item["prompt"], str(path), i, drop_trailing_assistant=True)
+                rows.append({"model": model, "set": prompt_set, "rating": float(item["rating"]),
+                             "prompt": Prompt(f"{model}-{prompt_set}-{i:03d}", prompt_set, messages, "opt350m-study"),
+                             "response": item["response"]})
+    return rows
