@@ -113,7 +113,7 @@ def _profile(arm: str):
 def _rows(data: str, split: str, n: int):
     from safealign.arms.common import load_split
 
-    return load_split(Path(data), split, clean=True)[:n]
+    return load_split(Path(data), split, part="clean")[:n]
 
 
 def _token_lengths(tokenizer, rows, cfg, with_rejected: bool) -> list[int]:

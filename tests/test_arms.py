@@ -6,8 +6,10 @@ import torch
 import yaml
 
 from safealign.arms import classifier, common, contrastive, cost_model, dpo, reward_model, safe_rlhf, sft, sft_dpo
+from safealign.arms.common import load_split
 from safealign.cli import main
 from safealign.config import load_config
+from safealign.errors import SafeAlignError
 
 ARMS = {"reward_model": reward_model, "cost_model": cost_model, "contrastive": contrastive, "classifier": classifier,
         "sft": sft, "dpo": dpo, "sft_dpo": sft_dpo, "safe_rlhf": safe_rlhf}
@@ -275,3 +277,17 @@ def test_a_stage_predicting_one_class_for_95_percent_is_degenerate():
     assert one_class_share(rows(95))["degenerate"] and one_class_share(rows(5))["degenerate"]
     assert not one_class_share(rows(94))["degenerate"] and not one_class_share(rows(6))["degenerate"]
     assert one_class_share([]) == {"predicted_unsafe_share": 0.0, "degenerate": False}
+
+
+def test_reward_and_cost_models_train_on_disjoint_pairs(prepared_sample):
+    """Safe RLHF's two signals from two kinds of labels: the reward model's pairs (rejected response harm-free,
+    S8) and the cost model's (the Clean pairs) never share a pair, and together they are the whole split."""
+    from safealign.arms.cost_model import CostModelConfig
+    from safealign.arms.reward_model import RewardModelConfig
+
+    reward = {p.id for p, _ in load_split(prepared_sample, "train", RewardModelConfig().train_on)}
+    cost = {p.id for p, _ in load_split(prepared_sample, "train", CostModelConfig().train_on)}
+    every = {p.id for p, _ in load_split(prepared_sample, "train")}
+    assert reward and cost and not reward & cost and reward | cost == every
+    with pytest.raises(SafeAlignError, match="pairs must be one of all, clean, benign"):
+        load_split(prepared_sample, "train", "some")

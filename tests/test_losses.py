@@ -139,12 +139,61 @@ def test_kl_estimate_is_unbiased_and_masks_padding():
     assert two_tokens.item() == pytest.approx(per_outcome[0].item())  # the padded token adds nothing
 
 
-def test_lagrange_update_rises_while_the_cost_is_above_d_and_falls_once_it_holds():
-    assert losses.lagrange_update(1.0, mean_cost=0.5, threshold=0.0, lr=0.5) == pytest.approx(1.25)
-    assert losses.lagrange_update(1.0, mean_cost=-0.5, threshold=0.0, lr=0.5) == pytest.approx(0.75)
-    assert losses.lagrange_update(0.1, mean_cost=-1.0, threshold=0.0, lr=0.5) == 0.0  # never below 0
-    lam, trace = 0.0, []
+def test_log_lambda_update_worked_by_hand():
+    """PPO-Lag: SGD on −(J_C − d)·e^{log λ} w.r.t. log λ, so log λ += η (J_C − d) λ; clamped at log λ_max."""
+    assert losses.log_lambda_update(0.0, window_cost=0.5, threshold=0.0, lr=0.1, log_lambda_max=None) \
+        == pytest.approx(0.05)  # λ = 1: 0 + 0.1 · 0.5 · 1
+    assert losses.log_lambda_update(math.log(2.0), -1.0, 0.0, 0.1, None) == pytest.approx(math.log(2.0) - 0.2)
+    assert losses.log_lambda_update(math.log(4.0), 10.0, 0.0, 0.1, math.log(5.0)) == pytest.approx(math.log(5.0))
+    log_lam, trace = 0.0, []
     for cost in (2.0, 1.5, 1.0, 0.5, 0.0):  # d = 1: violated, violated, met exactly, then held
-        lam = losses.lagrange_update(lam, cost, 1.0, 0.5)
-        trace.append(lam)
-    assert trace == pytest.approx([0.5, 0.75, 0.75, 0.5, 0.0])
+        log_lam = losses.log_lambda_update(log_lam, cost, 1.0, 0.5, None)
+        trace.append(math.exp(log_lam))
+    rose, held = trace[1] > trace[0] > 1.0, trace[2] == trace[1]
+    assert rose and held and trace[4] < trace[3] < trace[2] and min(trace) > 0  # never 0, unlike λ + η(J − d)
+    # the same step as autograd on PPO-Lag's loss
+    log_lambda = torch.tensor(0.3, requires_grad=True)
+    (-(0.7 - 0.2) * log_lambda.exp()).backward()
+    assert losses.log_lambda_update(0.3, 0.7, 0.2, 0.1, None) == pytest.approx(0.3 - 0.1 * log_lambda.grad.item())
+
+
+def test_kl_shaped_scores_worked_by_hand():
+    scores = torch.tensor([1.0, 2.0])
+    logp = torch.tensor([[-1.0, -2.0, -5.0], [-0.5, -0.5, -0.5]])
+    ref = torch.tensor([[-1.5, -1.0, 0.0], [-0.5, -1.5, -0.5]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # the first response's third token is padding
+    # Σ_t log π/ρ = (0.5 − 1.0) = −0.5 and (0 + 1 + 0) = 1; β = 0.1
+    assert losses.kl_shaped_scores(scores, logp, ref, mask, 0.1).tolist() == pytest.approx([1.05, 1.9])
+
+
+def test_sequence_kl_gradient_by_hand():
+    """A 2-token policy over {0, 1}: π(y1) = softmax(θ1), π(y2|y1) = softmax(θ2[y1]); ρ fixed likewise.
+    The sequence KL's gradient ∇ Σ_y π(y) log π(y)/ρ(y) equals the policy gradient of the KL-shaped score
+    −β Σ_t log π/ρ (β = 1, no other reward), summed exactly over the 4 sequences; the per-token k2 loss, which
+    drops the second token's log-ratio from the first token's gradient, does not."""
+    theta1 = torch.tensor([0.4, -0.3], requires_grad=True)
+    theta2 = torch.tensor([[0.2, 0.9], [-0.7, 0.1]], requires_grad=True)
+    rho1, rho2 = torch.log_softmax(torch.tensor([0.0, 0.5]), -1), torch.log_softmax(torch.tensor([[0.3, -0.3], [0.0, 1.0]]), -1)
+    sequences = [(a, b) for a in (0, 1) for b in (0, 1)]
+
+    def token_logps(a, b):  # (1, 2) log π of each token
+        return torch.stack([torch.log_softmax(theta1, -1)[a], torch.log_softmax(theta2, -1)[a, b]]).view(1, 2)
+
+    ref = {(a, b): torch.stack([rho1[a], rho2[a, b]]).view(1, 2) for a, b in sequences}
+    seq_kl = sum(token_logps(a, b).sum().exp() * (token_logps(a, b) - ref[a, b]).sum() for a, b in sequences)
+    exact = torch.autograd.grad(seq_kl, (theta1, theta2))
+    one = torch.ones(1, 2)
+    shaped, per_token = [torch.zeros(2), torch.zeros(2, 2)], [torch.zeros(2), torch.zeros(2, 2)]
+    for a, b in sequences:
+        weight = token_logps(a, b).sum().exp().detach()
+        logp = token_logps(a, b)
+        score = losses.kl_shaped_scores(torch.zeros(1), logp.detach(), ref[a, b], one, beta=1.0)
+        g = torch.autograd.grad(losses.policy_gradient_loss(score, logp.sum(-1)), (theta1, theta2))
+        k2 = torch.autograd.grad(losses.kl_penalty(token_logps(a, b), ref[a, b], one, "k2").sum(), (theta1, theta2))
+        for total, grad in ((shaped, g), (per_token, k2)):
+            total[0] += weight * grad[0]
+            total[1] += weight * grad[1]
+    assert shaped[0].tolist() == pytest.approx(exact[0].tolist(), abs=1e-6)
+    assert shaped[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(), abs=1e-6)
+    assert per_token[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(), abs=1e-6)  # the last token: same
+    assert not torch.allclose(per_token[0], exact[0], atol=1e-4)  # the first token misses the later KL

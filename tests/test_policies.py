@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -97,29 +98,84 @@ def _rl_config(tiny_causal_lm, prepared_sample, judges, out, *extra):
         "steps=3", "prompts_per_step=2", "samples_per_prompt=2", "max_length=96", "max_response_tokens=6", *extra])
 
 
-def test_safe_rlhf_calibrates_d_so_the_policy_violates_it_and_logs_lambda_beside_its_samples(
-        tiny_causal_lm, prepared_sample, judges, tmp_path):
+def test_safe_rlhf_holds_d_at_0_and_moves_log_lambda_as_ppo_lag(tiny_causal_lm, prepared_sample, judges, tmp_path):
     run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "lambda_lr=2.0",
-                                     "calibration_prompts=3"))
+                                     "calibration_prompts=3", "cost_window=3"))
     log = [json.loads(l) for l in (run / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]
     summary = json.loads((run / "model" / "safealign-complete.json").read_text())
     (calibration,) = summary["calibrations"]
-    d = calibration["cost_threshold"]
-    # cost_threshold=null: d = mean − 0.5 std of the policy's own sampled costs, below their mean
-    assert d == pytest.approx(calibration["mean_cost"] - 0.5 * calibration["std_cost"], abs=1e-4)
-    assert calibration["samples"] == 3 * 2 and "violates" in calibration["rule"]
-    assert log[0]["lambda"] == 1.0  # the λ that weighted step 1's samples is λ_init, logged with them
+    assert calibration["cost_threshold"] == 0.0 and "C > 0" in calibration["rule"]
+    assert log[0]["lambda_prev"] == 1.0  # λ₀
     for row, following in zip(log, log[1:]):
-        assert following["lambda"] == row["lambda_next"]  # what the dual step moved to weights the next step
+        assert following["lambda_prev"] == row["lambda"]  # the λ that weighted a step carries to the next
     for row in log:
-        assert row["cost_threshold"] == d and row["kl"] >= 0
-        moved_up = row["lambda_next"] > row["lambda"]
-        assert moved_up == (row["mean_cost"] > d) or row["lambda_next"] == row["lambda"] == 0
-        assert {"mean_reward", "mean_cost", "kl", "loss", "unsafe_share"} <= set(row)
+        assert row["cost_threshold"] == 0.0 and row["kl"] >= 0 and 0 < row["lambda"] <= 5.0 + 1e-9
+        assert row["window_samples"] == 3  # the last 3 sampled responses (4 a step): the window is the config's
+        if row["lambda"] < 5.0 - 1e-9 and abs(row["window_cost"]) > 1e-4:
+            # below λ_max (and not at d): log λ rose iff the window's mean cost was above d
+            assert (row["lambda"] > row["lambda_prev"]) == (row["window_cost"] > 0)
+        assert {"mean_reward", "mean_cost", "kl", "loss", "unsafe_share", "reward_cost_correlation"} <= set(row)
     only = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "r0", "fixed_lambda=0"))
-    assert all(json.loads(l)["lambda"] == json.loads(l)["lambda_next"] == 0.0
+    assert all(json.loads(l)["lambda"] == json.loads(l)["lambda_prev"] == 0.0
                for l in (only / "train_log.jsonl").read_text().splitlines())
+
+
+def test_safe_rlhf_calibrated_d_is_a_named_option(tiny_causal_lm, prepared_sample, judges, tmp_path):
+    run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "steps=1",
+                                     "calibration_prompts=3", "cost_threshold=null"))
+    (calibration,) = json.loads((run / "model" / "safealign-complete.json").read_text())["calibrations"]
+    # d = mean − 0.5 std of the policy's own sampled costs, below their mean
+    assert calibration["cost_threshold"] == pytest.approx(calibration["mean_cost"] - 0.5 * calibration["std_cost"],
+                                                          abs=1e-4)
+    assert calibration["samples"] == 3 * 2 and "violates" in calibration["rule"]
+
+
+class _FixedScorer:
+    def __init__(self, values):
+        self.values = values
+
+    def score(self, prompts, responses):
+        return list(self.values[: len(responses)])
+
+
+def test_reward_and_cost_enter_the_step_in_their_roles():
+    """R is read from the reward run and C from the cost run; a sample with more reward and less cost gets the
+    higher advantage, and with a large λ a costly sample loses even with more reward: R and C swapped fails."""
+    import torch
+
+    judges = {"reward": _FixedScorer([2.0, 0.0]), "cost": _FixedScorer([-1.0, 1.0])}
+    rewards, costs = safe_rlhf.score(judges, [[{"role": "user", "content": "q"}]], ["a", "b"], 2)
+    assert rewards.tolist() == [[2.0, 0.0]] and costs.tolist() == [[-1.0, 1.0]]
+    cfg = load_config(safe_rlhf.CONFIG, None, ["kl_estimator=k2"])
+    flat = torch.zeros(2, 3)
+    moments = {"reward": safe_rlhf.NO_MOMENTS, "cost": safe_rlhf.NO_MOMENTS}  # std 1: scores as they are
+    a = safe_rlhf.advantages_of(rewards, costs, flat, flat, torch.ones(2, 3), 1.0, moments, cfg)
+    assert a.tolist() == pytest.approx([2.0, -2.0])  # s = (2 + 1)/2, (0 − 1)/2 = 1.5, −0.5; A = s_i − s_j
+    costly = safe_rlhf.advantages_of(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, -1.0]]), flat, flat,
+                                     torch.ones(2, 3), 4.0, moments, cfg)
+    assert costly[0] < costly[1]  # s = (1 − 4)/5 = −0.6 against (0 + 4)/5 = 0.8
+
+
+def test_the_sampler_is_the_policy_it_differentiates(tiny_causal_lm):
+    """One-token samples: E_sampler[−log π(y)] equals π's entropy (with top-k 50 truncation it would sit far
+    below it, near log 50), and they spread over more than 50 tokens."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()
+    torch.manual_seed(0)
+    cfg = load_config(safe_rlhf.CONFIG, None, ["max_response_tokens=1"])
+    batch = safe_rlhf.sample(model, tokenizer, [[{"role": "user", "content": "hello"}]], 400, cfg)
+    logp = safe_rlhf.sequence_logprobs(model, batch)[:, 0]  # (400,)
+    with torch.no_grad():
+        full = torch.log_softmax(model(batch["input_ids"][:1, : batch["prompt_length"]]).logits[0, -1], -1)
+    entropy = float(-(full.exp() * full).sum())
+    nll = -logp
+    assert abs(float(nll.mean()) - entropy) < 4 * float(nll.std()) / 20 + 0.05
+    assert entropy > math.log(50) + 1  # the check tells truncation apart at this model's spread
+    assert len(set(batch["input_ids"][:, -1].tolist())) > 50
 
 
 def test_safe_rlhf_resumes_after_an_interruption(tiny_causal_lm, prepared_sample, judges, tmp_path, monkeypatch):
@@ -154,7 +210,7 @@ def test_bad_policy_configs():
         load_config(safe_rlhf.CONFIG, None, ["samples_per_prompt=1"])
     with pytest.raises(SafeAlignError, match="needs lora=true"):
         load_config(safe_rlhf.CONFIG, None, ["load_in_4bit=true", "lora=false"])
-    with pytest.raises(SafeAlignError, match="kl_estimator must be k2 or k3"):
+    with pytest.raises(SafeAlignError, match="must be one of sequence, k2, k3"):
         load_config(safe_rlhf.CONFIG, None, ["kl_estimator=k1"])
     with pytest.raises(SafeAlignError, match="train_on must be all or clean"):
         load_config(safe_rlhf.CONFIG, None, ["train_on=some"])
@@ -289,7 +345,7 @@ def test_train_on_clean_takes_only_the_clean_pairs(prepared_sample):
     from safealign.arms.policy import train_pairs
     from safealign.arms.sft import SFTArmConfig
 
-    clean_ids = {p.id for p, _ in load_split(prepared_sample, "train", clean=True)}
+    clean_ids = {p.id for p, _ in load_split(prepared_sample, "train", part="clean")}
     every = train_pairs(prepared_sample, SFTArmConfig(max_train_pairs=None))
     clean = train_pairs(prepared_sample, SFTArmConfig(max_train_pairs=None, train_on="clean"))
     assert 0 < len(clean) < len(every) and {p.id for p, _ in clean} == clean_ids

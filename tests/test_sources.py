@@ -106,7 +106,7 @@ def test_human_flags_become_the_safety_labels_the_clean_split_the_classifier_and
     for pair, label in every:
         assert label["chosen_safety"] == ("safe" if pair.meta["chosen_safe"] else "unsafe")
         assert label["rejected_safety"] == ("safe" if pair.meta["rejected_safe"] else "unsafe")
-    clean = [pl for split in ("train", "dev", "test") for pl in load_split(out, split, clean=True)]
+    clean = [pl for split in ("train", "dev", "test") for pl in load_split(out, split, part="clean")]
     assert len(clean) == 40 and all(not p.meta["rejected_safe"] for p, _ in clean)  # rejected safe: not a safety pair
     both_unsafe = next((p, label) for p, label in every if not p.meta["chosen_safe"])
     assert (SIGN[by_id[both_unsafe[0].id]["chosen_safety"]], SIGN[by_id[both_unsafe[0].id]["rejected_safety"]]) == (1, 1)

@@ -102,3 +102,12 @@ def test_format_rate():
     assert format_rate(r) == f"12.5% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
     assert format_rate(r, with_n=True).endswith("] (n=32)")
     assert format_rate(0.25) == "25.0%" and format_rate(None) == "–" and format_rate(None, missing="n/a") == "n/a"
+
+
+def test_pearson_worked_by_hand():
+    from safealign.eval.stats import pearson
+
+    # a = (1, 2, 3), b = (2, 4, 7): deviations (−1, 0, 1) and (−7/3, −1/3, 8/3); cov 5, sums of squares 2, 114/9
+    assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(5 / (2 * 114 / 9) ** 0.5)
+    assert pearson([1.0, 2.0], [3.0, 1.0]) == pytest.approx(-1.0)
+    assert pearson([1.0, 1.0], [2.0, 3.0]) is None and pearson([1.0], [1.0]) is None

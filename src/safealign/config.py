@@ -199,6 +199,12 @@ def _coerce(tp, value, where: str, key: str) -> Any:
 
 def _coerce_scalar(tp, value, where: str, key: str):
     raw = isinstance(value, _RawOverride)
+    if typing.get_origin(tp) is typing.Literal:
+        choices = typing.get_args(tp)
+        chosen = value.strip() if raw else value
+        if chosen in choices:
+            return str(chosen)
+        raise SafeAlignError(f"{where}: '{key}' must be one of {', '.join(map(str, choices))}, got {str(value)!r}")
     if tp is Any:
         return _yaml_value(value, where, key) if raw else value
     if tp is bool:

@@ -12,14 +12,20 @@ Policies:
     safe_rlhf_score(r, c, λ)       = (r − λ c) / (1 + λ)                                 (Safe RLHF, eq. 11 scaled)
     leave_one_out(s)               = s_i − mean_{j≠i} s_j over the K samples of a prompt
     policy_gradient_loss(A, log π) = −mean( A · log π(y|x) )                             (REINFORCE / RLOO)
-    kl_penalty(log π, log ρ)       = Σ_t ½ (log π − log ρ)²   ("k2": its gradient, on samples y ~ π, is ∇ KL(π‖ρ))
+    kl_shaped_scores(s, log π, log ρ, β) = s − β Σ_t (log π − log ρ)   (the sequence KL folded into the score, RLOO's way)
+    kl_penalty(log π, log ρ)       = Σ_t ½ (log π − log ρ)²   ("k2", per token: ∇ of the per-token KLs only)
                                    | Σ_t (e^x − x − 1), x = log ρ − log π   ("k3": its gradient is ∇ KL(ρ‖π))
     kl_estimate(log π, log ρ)      = Σ_t (e^x − x − 1): unbiased, ≥ 0 estimate of the value KL(π‖ρ) (logged)
-    lagrange_update(λ, E[C], d, η) = max(0, λ + η (E[C] − d))                           (dual ascent)
+    log_lambda_update(log λ, J_C, d, η, log λ_max)
+                                   = min(log λ_max, log λ + η (J_C − d) λ)              (PPO-Lag's multiplier)
 
-Why k2 and not k3 as the default KL loss: differentiating k3 directly (as GRPO does) gives, in expectation over
-y ~ π, E_π[(1 − ρ/π) ∇ log π] = −Σ ρ ∇ log π = ∇ KL(ρ‖π), the reverse KL; ½ x² gives E_π[(log π − log ρ) ∇ log π]
-= ∇ KL(π‖ρ), the KL the Safe RLHF objective penalises (test_kl_penalty_gradients_by_hand checks both exactly).
+The KL term. Safe RLHF penalises the sequence-level KL(π‖ρ) = E_{y~π}[Σ_t log π(y_t|y_<t)/ρ(y_t|y_<t)]. Its
+gradient is E_π[(Σ_t log π/ρ) ∇ log π(y)] (the score-function identity; E_π[∇ log π] = 0): the log-ratio of the
+*whole* sequence weights every token's ∇ log π, so a token is also charged for the KL of the tokens that follow
+it. Folding −β Σ_t log π/ρ into each sample's score before the leave-one-out baseline (kl_shaped_scores, the
+RLOO convention) gives exactly that gradient (test_sequence_kl_gradient_by_hand works a 2-token case out). The
+per-token ½(log π − log ρ)² ("k2") has E_π[Σ_t (log π/ρ)(y_t) ∇ log π(y_t|y_<t)], which drops the later tokens'
+terms; differentiating k3 gives the reverse KL's gradient (as GRPO does). Both are kept as options.
 
 In the cost loss the rejected response is the more harmful one, and s is the safety sign of a response:
 +1 unsafe, -1 safe, 0 unknown (left out of the sign term). The sign term makes c > 0 mean unsafe and
@@ -27,6 +33,8 @@ c < 0 mean safe, as in Safe RLHF (Dai et al., 2023, eq. 6).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +125,16 @@ def kl_estimate(logprobs: torch.Tensor, reference_logprobs: torch.Tensor, mask: 
         return ((x.exp() - x - 1) * mask).sum(-1)
 
 
-def lagrange_update(lam: float, mean_cost: float, threshold: float, lr: float) -> float:
-    """Dual ascent on λ for the constraint E[C] <= d: λ grows while the cost is above d, never below 0."""
-    return max(0.0, lam + lr * (mean_cost - threshold))
+def kl_shaped_scores(scores: torch.Tensor, logprobs: torch.Tensor, reference_logprobs: torch.Tensor,
+                     mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """s − β Σ_t (log π − log ρ) over response tokens, no gradient through the penalty. (N,), (N, T) x3 -> (N,)."""
+    with torch.no_grad():
+        return scores - beta * ((logprobs - reference_logprobs) * mask).sum(-1)
+
+
+def log_lambda_update(log_lambda: float, window_cost: float, threshold: float, lr: float,
+                      log_lambda_max: float | None) -> float:
+    """One SGD step on PPO-Lag's multiplier loss −(J_C − d)·e^{log λ} w.r.t. log λ: log λ rises while the mean
+    episode cost J_C is above d and falls once it holds; λ = e^{log λ} is never 0; clamped at log λ_max."""
+    raised = log_lambda + lr * (window_cost - threshold) * math.exp(log_lambda)
+    return raised if log_lambda_max is None else min(raised, log_lambda_max)

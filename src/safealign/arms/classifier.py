@@ -61,7 +61,7 @@ class ClassifierConfig(ArmConfig):
 def stage_pairs(prepared: Path, stage: str, cfg: ClassifierConfig) -> list:
     if stage == "raw":
         return load_split(prepared, "train")[: cfg.raw_pairs]
-    clean = load_split(prepared, "train", clean=True)
+    clean = load_split(prepared, "train", part="clean")
     clean = random.Random(cfg.seed).sample(clean, len(clean))  # one seeded order: filtered ⊂ scaled
     return clean[: cfg.filtered_pairs] if stage == "filtered" else clean[: cfg.scaled_pairs]
 

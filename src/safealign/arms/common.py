@@ -178,14 +178,29 @@ def labelled_data(source: str, run_dir: Path, seed: int = 0) -> Path:
     return prepared
 
 
-def load_split(prepared: Path, split: str, clean: bool = False) -> list[tuple[Pair, dict]]:
-    """(pair, label row) for every pair of a split; `clean` keeps only pairs of the Clean split."""
+PAIR_PARTS = {"all": "every pair of the split",
+              "clean": "the Clean split: the rejected response is harmful (S1-S7, or unsafe by people's label)",
+              "benign": "the rest: the rejected response is harm-free (S8), rejected for helpfulness, not safety"}
+
+
+def load_split(prepared: Path, split: str, part: str = "all") -> list[tuple[Pair, dict]]:
+    """(pair, label row) for every pair of a split in `part` (PAIR_PARTS): all, clean, or benign."""
+    if part not in PAIR_PARTS:
+        raise SafeAlignError(f"pairs must be one of {', '.join(PAIR_PARTS)}, got '{part}'")
     labels = {row["id"]: row for row in read_jsonl(prepared / LABELS_DIR / "labels.jsonl")}
     pairs = read_splits(prepared)[split]
-    if clean:
-        keep = {row["id"] for row in read_jsonl(prepared / LABELS_DIR / "clean" / f"{split}.jsonl")}
-        pairs = [p for p in pairs if p.id in keep]
+    if part != "all":
+        clean = {row["id"] for row in read_jsonl(prepared / LABELS_DIR / "clean" / f"{split}.jsonl")}
+        pairs = [p for p in pairs if (p.id in clean) == (part == "clean")]
     return [(p, labels[p.id]) for p in pairs]
+
+
+TRAIN_PAIR_IDS = "train_pair_ids.json"
+
+
+def write_pair_ids(run_dir: Path, pairs: list[tuple[Pair, dict]]) -> None:
+    """Record which pairs a run trained on (their ids, in order), so two runs' training sets can be compared."""
+    write_text_atomic(Path(run_dir) / TRAIN_PAIR_IDS, json.dumps([pair.id for pair, _ in pairs]))
 
 
 # --------------------------------------------------------------------------- encoding

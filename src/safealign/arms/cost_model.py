@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from safealign.arms.common import (
     ArmConfig,
@@ -25,6 +26,7 @@ from safealign.arms.common import (
     run_trainer,
     start_run,
     training_arguments,
+    write_pair_ids,
 )
 from safealign.arms.reward_model import load_scorer, preference_rows
 from safealign.losses import cost_loss
@@ -36,6 +38,9 @@ SIGN = {"unsafe": 1, "safe": -1, "unknown": 0}
 
 @dataclass
 class CostModelConfig(ArmConfig):
+    train_on: Literal["clean", "benign", "all"] = field(default="clean", metadata={
+        "help": "clean (default): the pairs whose rejected response is harmful (S1-S7), the harmlessness "
+                "preference, apart from the reward model's helpfulness pairs; all: every pair"})
     sign_weight: float = field(default=1.0, metadata={"help": "weight w of the safety-sign term"})
 
 
@@ -82,7 +87,8 @@ def train(cfg: CostModelConfig) -> Path:
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     folder = resolve(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
-    pairs = load_split(prepared, "train")[: cfg.max_train_pairs]
+    pairs = load_split(prepared, "train", cfg.train_on)[: cfg.max_train_pairs]
+    write_pair_ids(run_dir, pairs)
     dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg))
     set_seed(cfg.seed)
     model = load_scorer(folder, tokenizer)
@@ -92,7 +98,8 @@ def train(cfg: CostModelConfig) -> Path:
     result = run_trainer(trainer, run_dir)
     signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
     finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
-        "train_pairs": len(dataset), "prepared": str(prepared), "unsafe_labels": signs.count(1),
+        "train_pairs": len(dataset), "train_on": cfg.train_on, "prepared": str(prepared),
+        "unsafe_labels": signs.count(1),
         "safe_labels": signs.count(-1), "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 

@@ -7,6 +7,7 @@ Contexts are trimmed from the left by whole turns until the chat-templated promp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from safealign.arms.common import ArmConfig, load_split
 from safealign.errors import SafeAlignError
@@ -24,7 +25,7 @@ class PolicyConfig(ArmConfig):
     max_response_tokens: int = field(default=64, metadata={"help": "tokens kept of a response"})
     max_train_pairs: int | None = field(default=128, metadata={
         "help": "training pairs (offline default sized for ~2 minutes of CPU per arm)"})
-    train_on: str = field(default="all", metadata={
+    train_on: Literal["all", "clean"] = field(default="all", metadata={
         "help": "all: every train pair; clean: the Clean pairs only (rejected response harmful, S1-S7), where "
                 "the safety signal is"})
     save_steps: int = field(default=4, metadata={"help": "checkpoint every this many steps"})
@@ -43,15 +44,13 @@ class PolicyConfig(ArmConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.train_on not in ("all", "clean"):
-            raise SafeAlignError(f"train_on must be all or clean, got '{self.train_on}'")
         if self.load_in_4bit and not self.lora:
             raise SafeAlignError("load_in_4bit (QLoRA) needs lora=true")
 
 
 def train_pairs(prepared, cfg: PolicyConfig) -> list:
     """The (pair, label) rows a policy trains on: the train split (or its Clean part), first max_train_pairs."""
-    return load_split(prepared, "train", clean=cfg.train_on == "clean")[: cfg.max_train_pairs]
+    return load_split(prepared, "train", part=cfg.train_on)[: cfg.max_train_pairs]
 
 
 def load_policy(name_or_folder: str, cfg: PolicyConfig):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from safealign.arms.common import (
     ArmConfig,
@@ -22,6 +23,7 @@ from safealign.arms.common import (
     run_trainer,
     start_run,
     training_arguments,
+    write_pair_ids,
 )
 from safealign.models import load_options, resolve, tokenizer_options
 
@@ -30,6 +32,9 @@ ARM = "reward_model"
 
 @dataclass
 class RewardModelConfig(ArmConfig):
+    train_on: Literal["benign", "clean", "all"] = field(default="benign", metadata={
+        "help": "benign (default): the pairs whose rejected response is harm-free (S8), preferred for helpfulness, "
+                "as Safe RLHF's reward model learns helpfulness apart from harmlessness; all: every pair"})
     center_rewards_coefficient: float | None = field(default=None, metadata={
         "help": "weight of trl's mean-squared-reward penalty that centres rewards on 0 (None: off)"})
 
@@ -55,7 +60,8 @@ def train(cfg: RewardModelConfig) -> Path:
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     folder = resolve(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
-    pairs = load_split(prepared, "train")[: cfg.max_train_pairs]
+    pairs = load_split(prepared, "train", cfg.train_on)[: cfg.max_train_pairs]
+    write_pair_ids(run_dir, pairs)
     dataset = Dataset.from_list(preference_rows(tokenizer, pairs, cfg))
     set_seed(cfg.seed)  # the new score head is drawn from this seed
     model = load_scorer(folder, tokenizer)
@@ -64,7 +70,8 @@ def train(cfg: RewardModelConfig) -> Path:
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = run_trainer(trainer, run_dir)
     finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
-        "train_pairs": len(dataset), "prepared": str(prepared), "train_seconds": round(result.metrics["train_runtime"], 2)})
+        "train_pairs": len(dataset), "train_on": cfg.train_on, "prepared": str(prepared),
+        "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 
 

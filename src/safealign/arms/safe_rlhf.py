@@ -1,32 +1,36 @@
-"""Safe RLHF: maximise reward − λ·cost, with λ >= 0 moved by dual ascent to hold expected cost under d.
+"""Safe RLHF: maximise reward − λ·cost, with λ moved by PPO-Lag's multiplier update to hold the expected cost under d.
 
 Per step, for B red-team prompts (the train split's contexts; `train_on=clean`: those whose rejected response
-is harmful), K responses are sampled from the policy (LoRA on the initial policy) and scored by the run's reward
-model R and cost model C. With R and C divided by their running standard deviations (as PPO-Lag
-implementations normalise them, so that a given λ means the same whatever the two models' scales):
+is harmful), K responses are sampled from the policy itself (temperature 1, no top-k or top-p truncation: the π
+whose log-probabilities are differentiated is the π that sampled) and scored by the run's reward model R
+(helpfulness) and cost model C (harmlessness). With R and C divided by their running standard deviations:
 
-    s_i   = (R_i − λ C_i) / (1 + λ)                             (Safe RLHF's scaled Lagrangian)
-    A_i   = s_i − mean_{j≠i} s_j                               (leave-one-out baseline among the K samples)
-    loss  = −mean_i A_i · log π(y_i|x) + β_KL · mean_i KL_i   (KL_i: losses.kl_penalty, k2 by default)
-    λ    ← max(0, λ + η_λ · (mean_i C_i − d) / σ_C)              (dual ascent, the violation in cost std units)
+    log λ ← min(log λ_max, log λ + η_λ (J_C − d) / σ_C · λ)      (PPO-Lag: SGD on −(J_C − d)·λ w.r.t. log λ)
+    s_i   = (R_i − λ C_i) / (1 + λ) − β_KL Σ_t log π/π_ref(y_i)   (Safe RLHF's scaled Lagrangian, sequence KL folded in)
+    A_i   = s_i − mean_{j≠i} s_j                                  (leave-one-out baseline among the K samples)
+    loss  = −mean_i A_i · log π(y_i|x)
 
-d, the bound on the expected cost, must bind: a d the initial policy already meets leaves λ at 0 and makes
-Safe RLHF reward-only RLHF. So by default (`cost_threshold: null`) it is calibrated at the start of every round:
-the policy answers `calibration_prompts` red-team prompts K times, and d = mean cost − `cost_margin` × std of
-those costs, which the initial policy violates by construction; the calibration (and the rule) is recorded in
-the run and shown by the report. A fixed `cost_threshold` is taken as given. The running moments of R and C
-start from the same samples.
+J_C is the mean cost of the last `cost_window` sampled responses (PPO-Lag's episode-cost window, 128 there; sized
+to this scale's 8–64 samples a step), updated before the step as PPO-Lag does, so the λ logged with a step
+(`lambda`) is the one that weighted its samples; `lambda_prev` is the one before. λ never reaches 0 (it moves
+in log space) and stays under λ_max (PPO-Lag's defaults: λ₀ 1, η_λ 0.1, λ_max 5).
 
-The losses are in losses.py (safe_rlhf_score, leave_one_out, policy_gradient_loss, kl_penalty, kl_estimate,
-lagrange_update). KL: ½(log π − log π_ref)² per token ("k2"), whose gradient on samples from π is that of
-KL(π‖π_ref); "k3" used as a loss has the gradient of KL(π_ref‖π) instead (see losses.py). The k3 value, an
-unbiased estimate of KL(π‖π_ref), is what is logged. π_ref is the initial policy (the adapters switched off).
-LoRA dropout is off both when sampling and in the update (the model stays in eval mode), so the log π that is
-differentiated is the π that sampled.
+d, the bound on the expected cost, is 0 by default, as in the paper: the cost model's sign term puts C > 0 on
+unsafe and C < 0 on safe responses (losses.cost_loss), so "E[C] <= 0" reads "on average on the safe side", and
+`unsafe_share` is the share of samples with C > 0. `cost_threshold: null` instead calibrates d at every round's
+start (the policy's mean cost on `calibration_prompts` × K samples minus `cost_margin` std), a named option
+kept for cost models without a sign term. Either way the calibration samples start the running moments of R
+and C, and the rule is recorded in the run and shown by the report.
 
-Every step logs, beside its samples' mean reward and cost, the λ that weighted them (`lambda`) and the λ the
-dual step moved to (`lambda_next`). With `fixed_lambda` set (0 for reward-only RLHF) λ never moves: that run,
-beside this one, is the comparison Safe RLHF is about.
+The losses are in losses.py (safe_rlhf_score, kl_shaped_scores, leave_one_out, policy_gradient_loss,
+kl_penalty, kl_estimate, log_lambda_update). `kl_estimator: sequence` (default) folds the sequence-level KL
+into the score; `k2` / `k3` are per-token KL losses kept as options (see losses.py for the gradient each
+one has). The k3 value, an unbiased estimate of KL(π‖π_ref), is what is logged. π_ref is the initial policy
+(the adapters switched off). LoRA dropout is off both when sampling and in the update (the model stays in
+eval mode).
+
+With `fixed_lambda` set (0 for reward-only RLHF) λ never moves: that run, beside this one, is the comparison
+Safe RLHF is about.
 
 Why not trl: trl 1.16 has no PPO trainer, and its RLOO/GRPO trainers weight several reward functions with
 fixed weights, while here the weight of the cost changes every step with λ. The critic-free leave-one-out
@@ -34,18 +38,20 @@ estimator (as in RLOO) avoids a value model, which a 2-core machine cannot affor
 
 Rounds (`rounds` > 1): after each round's steps, the policy answers red-team prompts twice, the judges
 relabel each pair (chosen = the lower cost, ties broken by reward), the pairs are added to every earlier
-round's training pairs, the reward and cost models are retrained on them, and the next round recalibrates d
+round's training pairs, the reward and cost models are retrained on them, and the next round recalibrates
 for the retrained cost model and optimises against both.
-Each step checkpoints the adapters, the optimiser, λ, the running moments and the step; an interrupted run
-resumes there and ends equal to an uninterrupted one.
+Each step checkpoints the adapters, the optimiser, log λ, the cost window, the running moments and the step;
+an interrupted run resumes there and ends equal to an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from safealign import losses
 from safealign.arms import cost_model, reward_model
@@ -81,20 +87,25 @@ class SafeRLHFConfig(PolicyConfig):
     prompts_per_step: int = field(default=4, metadata={"help": "B: red-team prompts per step"})
     samples_per_prompt: int = field(default=4, metadata={"help": "K: sampled responses per prompt"})
     max_response_tokens: int = field(default=32, metadata={"help": "tokens sampled per response"})
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    temperature: float = field(default=1.0, metadata={
+        "help": "sampling temperature; log π is taken at the same temperature, so the sampler is the π differentiated"})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the adapters"})
-    kl_coef: float = field(default=0.05, metadata={"help": "β_KL of the KL penalty to the base"})
-    cost_threshold: float | None = field(default=None, metadata={
-        "help": "d: the expected cost to hold; null: calibrated each round as the policy's mean cost on the "
-                "calibration samples minus cost_margin standard deviations (so the constraint binds)"})
-    cost_margin: float = field(default=0.5, metadata={"help": "calibrated d sits this many cost std below the "
-                                                               "policy's mean cost"})
+    kl_coef: float = field(default=0.05, metadata={"help": "β_KL of the KL penalty to the initial policy"})
+    cost_threshold: float | None = field(default=0.0, metadata={
+        "help": "d: the expected cost to hold; 0 (the paper's): C > 0 is unsafe by the cost model's sign term; "
+                "null: calibrated each round as the policy's mean cost minus cost_margin std (it then binds)"})
+    cost_margin: float = field(default=0.5, metadata={"help": "calibrated d (cost_threshold: null) sits this many "
+                                                               "cost std below the policy's mean cost"})
     calibration_prompts: int = field(default=16, metadata={
-        "help": "red-team prompts answered K times at each round's start to calibrate d and the moments"})
-    kl_estimator: str = field(default="k2", metadata={
-        "help": "k2: ½(log π/π_ref)², gradient of KL(π‖π_ref); k3: e^x−x−1, gradient of KL(π_ref‖π)"})
-    lambda_init: float = field(default=1.0, metadata={"help": "initial λ"})
-    lambda_lr: float = field(default=0.5, metadata={"help": "η_λ: dual ascent step"})
+        "help": "red-team prompts answered K times at each round's start to start the moments (and calibrate d)"})
+    kl_estimator: Literal["sequence", "k2", "k3"] = field(default="sequence", metadata={
+        "help": "sequence: −β Σ_t log π/π_ref folded into each score (gradient of the sequence KL); "
+                "k2 / k3: per-token KL losses (see losses.py)"})
+    lambda_init: float = field(default=1.0, metadata={"help": "λ₀ (PPO-Lag: 1)"})
+    lambda_lr: float = field(default=0.1, metadata={"help": "η_λ: SGD step on log λ (PPO-Lag: 0.1)"})
+    lambda_max: float | None = field(default=5.0, metadata={"help": "λ_max (PPO-Lag: 5); null: unbounded"})
+    cost_window: int = field(default=32, metadata={
+        "help": "J_C is the mean cost of the last this many sampled responses (PPO-Lag's episode window: 128)"})
     fixed_lambda: float | None = field(default=None, metadata={"help": "hold λ here (0: reward-only RLHF)"})
     relabel_prompts: int = field(default=32, metadata={"help": "red-team prompts answered twice per round to relabel"})
     max_train_pairs: int | None = field(default=None, metadata={"help": "red-team prompt pool (None: every train context)"})
@@ -104,12 +115,15 @@ class SafeRLHFConfig(PolicyConfig):
         super().__post_init__()
         if self.samples_per_prompt < 2:
             raise SafeAlignError("samples_per_prompt must be >= 2 (the leave-one-out baseline needs a second sample)")
-        if self.steps < 1 or self.rounds < 1 or self.lambda_init < 0 or self.lambda_lr < 0:
-            raise SafeAlignError("steps and rounds must be >= 1; lambda_init and lambda_lr >= 0")
+        if self.steps < 1 or self.rounds < 1 or self.lambda_init <= 0 or self.lambda_lr < 0 or self.cost_window < 1:
+            raise SafeAlignError("steps, rounds and cost_window must be >= 1; lambda_init > 0 (λ moves in log space); "
+                                 "lambda_lr >= 0")
+        if self.lambda_max is not None and self.lambda_max < self.lambda_init:
+            raise SafeAlignError(f"lambda_max ({self.lambda_max}) must be >= lambda_init ({self.lambda_init})")
+        if self.temperature <= 0:
+            raise SafeAlignError("temperature must be > 0")
         if self.fixed_lambda is not None and self.fixed_lambda < 0:
             raise SafeAlignError("fixed_lambda must be >= 0")
-        if self.kl_estimator not in ("k2", "k3"):
-            raise SafeAlignError(f"kl_estimator must be k2 or k3, got '{self.kl_estimator}'")
         if self.calibration_prompts < 1 or self.cost_margin < 0:
             raise SafeAlignError("calibration_prompts must be >= 1 and cost_margin >= 0")
 
@@ -151,8 +165,9 @@ def train(cfg: SafeRLHFConfig) -> Path:
         if not is_trained(judge):
             raise SafeAlignError(f"{judge}: no finished judge run there (train reward_model and cost_model first)")
     saved = _load_state(run_dir)
-    state = saved or {"round": 0, "step": 0, "lambda": _lambda0(cfg), "log": [], "reward_run": str(reward_run),
-                      "cost_run": str(cost_run), "pairs_file": None, "calibrations": []}
+    state = saved or {"round": 0, "step": 0, "lambda": _lambda0(cfg), "log_lambda": math.log(cfg.lambda_init),
+                      "cost_window": [], "log": [],
+                      "reward_run": str(reward_run), "cost_run": str(cost_run), "pairs_file": None, "calibrations": []}
     model, tokenizer = load_policy(cfg.model, cfg)
     import torch
     from peft import get_peft_model, set_peft_model_state_dict
@@ -177,16 +192,10 @@ def train(cfg: SafeRLHFConfig) -> Path:
             rng = random.Random(f"{cfg.seed}-{state['round']}-{state['step']}")
             torch.manual_seed(rng.randrange(2**31))  # sampling per step: a resumed run repeats it
             prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool, cfg.prompts_per_step)]
-            record, moments = rl_step(model, tokenizer, optimizer, judges, prompts, state["lambda"],
-                                      calibration["moments"], d, cfg)
+            record, moments = rl_step(model, tokenizer, optimizer, judges, prompts, state, calibration["moments"], d, cfg)
             calibration["moments"] = moments
-            lam = state["lambda"]
-            if cfg.fixed_lambda is None:
-                sigma = moments_std(moments["cost"])
-                state["lambda"] = losses.lagrange_update(lam, record["mean_cost"] / sigma, d / sigma, cfg.lambda_lr)
             state["step"] += 1
-            state["log"].append({"round": state["round"], "step": state["step"], "lambda": lam} | record
-                                | {"lambda_next": state["lambda"], "cost_threshold": d})
+            state["log"].append({"round": state["round"], "step": state["step"]} | record | {"cost_threshold": d})
             if state["step"] % cfg.save_steps == 0 or state["step"] == cfg.steps:
                 _save_state(run_dir, model, optimizer, state)
         if state["round"] + 1 < cfg.rounds:
@@ -212,7 +221,9 @@ def calibrate(model, tokenizer, judges, pool: list, round_index: int, cfg: SafeR
                "cost": update_moments(NO_MOMENTS, costs.view(-1).tolist())}
     mean, std = moments["cost"]["mean"], moments_std(moments["cost"])
     if cfg.cost_threshold is not None:
-        d, rule = cfg.cost_threshold, "set in the config (cost_threshold)"
+        d = cfg.cost_threshold
+        rule = ("0, the paper's: the cost model's sign term puts C > 0 on unsafe responses" if d == 0
+                else "set in the config (cost_threshold)")
     else:
         d = mean - cfg.cost_margin * std
         rule = (f"the policy's mean cost on {len(texts)} sampled responses to {len(prompts)} red-team prompts "
@@ -220,7 +231,8 @@ def calibrate(model, tokenizer, judges, pool: list, round_index: int, cfg: SafeR
                 f"violates it")
     return {"round": round_index, "cost_threshold": round(d, 5), "rule": rule, "samples": len(texts),
             "mean_cost": round(mean, 5), "std_cost": round(std, 5), "mean_reward": round(moments["reward"]["mean"], 5),
-            "violating_share": round(float((costs > d).float().mean()), 4), "moments": moments}
+            "violating_share": round(float((costs > d).float().mean()), 4),
+            "reward_cost_correlation": _correlation(rewards.view(-1), costs.view(-1)), "moments": moments}
 
 
 def _lambda0(cfg: SafeRLHFConfig) -> float:
@@ -242,9 +254,28 @@ def score(judges: dict, prompts: list[list[dict]], texts: list[str], k: int):
     return rewards, costs
 
 
-def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], lam: float, moments: dict, d: float,
+def next_log_lambda(log_lambda: float, window: list[float], d: float, cost_std: float, cfg: SafeRLHFConfig) -> float:
+    """PPO-Lag's update of log λ from the window's mean cost, the violation in cost std units. λ is kept as log λ,
+    as PPO-Lag keeps it, so it never underflows to 0."""
+    log_max = math.log(cfg.lambda_max) if cfg.lambda_max is not None else None
+    window_cost = sum(window) / len(window)
+    return losses.log_lambda_update(log_lambda, window_cost / cost_std, d / cost_std, cfg.lambda_lr, log_max)
+
+
+def advantages_of(rewards, costs, logp, ref_logp, mask, lam: float, moments: dict, cfg: SafeRLHFConfig):
+    """Leave-one-out advantages of the scaled Lagrangian of (R, C), with the sequence KL folded in when
+    kl_estimator is `sequence`. rewards, costs (B, K); logp, ref_logp, mask (B*K, T) -> (B*K,)."""
+    scores = losses.safe_rlhf_score(rewards / moments_std(moments["reward"]), costs / moments_std(moments["cost"]),
+                                    lam).view(-1).to(logp.device)  # (B*K,)
+    if cfg.kl_estimator == "sequence":
+        scores = losses.kl_shaped_scores(scores, logp, ref_logp, mask, cfg.kl_coef)
+    return losses.leave_one_out(scores.view(rewards.shape)).view(-1)
+
+
+def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], state: dict, moments: dict, d: float,
             cfg: SafeRLHFConfig) -> tuple[dict, dict]:
-    """One policy update on B prompts x K samples; returns its log record and the updated running moments."""
+    """One policy update on B prompts x K samples: moves state's λ and cost window; returns the step's log
+    record and the updated running moments."""
     import torch
 
     k = cfg.samples_per_prompt
@@ -252,21 +283,42 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], lam:
     rewards, costs = score(judges, prompts, batch["texts"], k)  # (B, K) each
     moments = {"reward": update_moments(moments["reward"], rewards.view(-1).tolist()),
                "cost": update_moments(moments["cost"], costs.view(-1).tolist())}
-    scores = losses.safe_rlhf_score(rewards / moments_std(moments["reward"]), costs / moments_std(moments["cost"]), lam)
-    advantages = losses.leave_one_out(scores).view(-1).to(model.device)  # (B*K,)
+    state["cost_window"] = (state["cost_window"] + costs.view(-1).tolist())[-cfg.cost_window:]
+    lambda_prev = state["lambda"]
+    if cfg.fixed_lambda is None:
+        state["log_lambda"] = next_log_lambda(state["log_lambda"], state["cost_window"], d,
+                                              moments_std(moments["cost"]), cfg)
+        state["lambda"] = math.exp(state["log_lambda"])
+    lam = state["lambda"]
     mask = batch["response_mask"]
-    logp = sequence_logprobs(model, batch)  # (B*K, R) log π of each response token, under the sampling π
+    logp = sequence_logprobs(model, batch, cfg.temperature)  # (B*K, R) log π of each response token, as sampled
     with torch.no_grad(), model.disable_adapter():
-        ref_logp = sequence_logprobs(model, batch)
-    kl_loss = losses.kl_penalty(logp, ref_logp, mask, cfg.kl_estimator)  # (B*K,)
-    loss = losses.policy_gradient_loss(advantages, (logp * mask).sum(-1)) + cfg.kl_coef * kl_loss.mean()
+        ref_logp = sequence_logprobs(model, batch, cfg.temperature)
+    advantages = advantages_of(rewards, costs, logp.detach(), ref_logp, mask, lam, moments, cfg)  # (B*K,)
+    loss = losses.policy_gradient_loss(advantages, (logp * mask).sum(-1))
+    if cfg.kl_estimator != "sequence":
+        loss = loss + cfg.kl_coef * losses.kl_penalty(logp, ref_logp, mask, cfg.kl_estimator).mean()
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    return {"loss": round(loss.item(), 5), "mean_reward": round(rewards.mean().item(), 5),
-            "mean_cost": round(costs.mean().item(), 5), "unsafe_share": round((costs > d).float().mean().item(), 4),
+    window = state["cost_window"]
+    return {"lambda_prev": lambda_prev, "lambda": lam, "window_cost": round(sum(window) / len(window), 5),
+            "window_samples": len(window), "loss": round(loss.item(), 5), "mean_reward": round(rewards.mean().item(), 5),
+            "mean_cost": round(costs.mean().item(), 5), "unsafe_share": round((costs > 0).float().mean().item(), 4),
             "kl": round(losses.kl_estimate(logp, ref_logp, mask).mean().item(), 5),
+            "reward_cost_correlation": _correlation(rewards.view(-1), costs.view(-1)),
             "response_tokens": int(mask.sum().item())}, moments
+
+
+def _correlation(a, b) -> float | None:
+    """Pearson correlation of two 1-D tensors; None when either is constant."""
+    a, b = a - a.mean(), b - b.mean()
+    denominator = (a.square().sum() * b.square().sum()).sqrt()
+    return round(float((a * b).sum() / denominator), 4) if denominator > 0 else None
+
+
+# Pure sampling from π at the temperature: transformers' generation defaults (top_k 50) would truncate it.
+SAMPLER = {"do_sample": True, "top_k": 0, "top_p": 1.0, "min_p": None, "typical_p": 1.0, "repetition_penalty": 1.0}
 
 
 def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFConfig) -> dict:
@@ -279,8 +331,8 @@ def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFCon
     ids, mask = left_pad(encoded, tokenizer.pad_token_id)  # (B*K, P)
     ids, mask = ids.to(model.device), mask.to(model.device)
     with torch.no_grad():
-        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=cfg.temperature,
-                             top_p=1.0, max_new_tokens=cfg.max_response_tokens, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_response_tokens,
+                             pad_token_id=tokenizer.pad_token_id, **SAMPLER | {"temperature": cfg.temperature})
     response = out[:, ids.shape[1]:]  # (B*K, R)
     eos = tokenizer.eos_token_id
     alive = torch.ones_like(response)
@@ -292,11 +344,11 @@ def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFCon
             "response_mask": alive.float(), "prompt_length": ids.shape[1], "texts": texts}
 
 
-def sequence_logprobs(model, batch: dict):
-    """log π(token) for every response token. -> (N, R)"""
+def sequence_logprobs(model, batch: dict, temperature: float = 1.0):
+    """log π(token) for every response token, π at the sampling temperature. -> (N, R)"""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (N, T, V)
     start = batch["prompt_length"]
-    return losses.token_logprobs(logits[:, start - 1: -1], batch["input_ids"][:, start:])  # the response's tokens
+    return losses.token_logprobs(logits[:, start - 1: -1] / temperature, batch["input_ids"][:, start:])
 
 
 # --------------------------------------------------------------------------- rounds, checkpoints

@@ -38,7 +38,7 @@ def evaluate_classifier(run_dir: Path) -> dict:
     arm, cfg = read_run(run_dir, ClassifierConfig)
     prepared = prepared_dir(cfg.data, run_dir)
     test = load_split(prepared, "test")
-    clean_ids = {p.id for p, _ in load_split(prepared, "test", clean=True)}
+    clean_ids = {p.id for p, _ in load_split(prepared, "test", part="clean")}
     metrics, predictions = {"arm": arm, "task": "binary safe/unsafe per response", "stages": {}}, []
     for stage in cfg.stages:
         stage_dir = run_dir / "stages" / stage

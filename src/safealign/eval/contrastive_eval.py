@@ -43,7 +43,7 @@ def evaluate_contrastive(run_dir: Path) -> dict:
     prepared = prepared_dir(cfg.data, run_dir)
     test = load_split(prepared, "test")
     knn_train = load_split(prepared, "train")[: cfg.knn_train_pairs]
-    clean_ids = {p.id for p, _ in load_split(prepared, "test", clean=True)}
+    clean_ids = {p.id for p, _ in load_split(prepared, "test", part="clean")}
     before_model = load_encoder(resolve(cfg.model), cfg.max_length)
     after_model = load_encoder(str(run_dir / MODEL_DIR), cfg.max_length)
     before, _, before_emb = probe(before_model, before_model.tokenizer, test, knn_train, cfg)

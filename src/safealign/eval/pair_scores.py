@@ -61,6 +61,8 @@ def evaluate_pair_scorer(run_dir: Path, config_cls, higher_is_safer: bool) -> di
         "arm": arm, "task": "pairwise preference" if higher_is_safer else "pairwise harm + safety sign",
         "raw": pairwise_metrics(better, worse),
         "clean": pairwise_metrics([better[i] for i in clean], [worse[i] for i in clean]),
+        "benign": pairwise_metrics([b for p, b in zip(predictions, better) if not p["clean"]],
+                                   [w for p, w in zip(predictions, worse) if not p["clean"]]),
         "safety_f1": safety_f1(safety_cases(dev, dev_chosen, dev_rejected, unsafe_score),
                                safety_cases(test, test_chosen, test_rejected, unsafe_score)),
         "keyword_baseline": {

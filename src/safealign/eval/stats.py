@@ -105,3 +105,14 @@ def holm(p_values: list[float]) -> list[float]:
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
+
+
+def pearson(a: list[float], b: list[float]) -> float | None:
+    """Pearson's correlation of two equal-length samples; None when either is constant or has < 2 values."""
+    n = len(a)
+    if n < 2 or len(b) != n:
+        return None
+    mean_a, mean_b = sum(a) / n, sum(b) / n
+    cov = sum((x - mean_a) * (y - mean_b) for x, y in zip(a, b))
+    var_a, var_b = sum((x - mean_a) ** 2 for x in a), sum((y - mean_b) ** 2 for y in b)
+    return cov / (var_a * var_b) ** 0.5 if var_a > 0 and var_b > 0 else None

@@ -401,8 +401,28 @@ def _safe_rlhf_section(report: dict, figures: dict) -> str:
                    rows) + "".join(f"<p>{_e(name)}, round {c['round'] + 1}: d = {c['cost_threshold']:.4g}, "
                                    f"{_e(c['rule'])} ({100 * c['violating_share']:.0f}% of those samples above d).</p>"
                                    for name, cs in report.get("safe_rlhf_calibrations", {}).items() for c in cs) +
+            _correlation_paragraph(report.get("reward_cost_correlation") or {}) +
             _figure(figures, "safe_rlhf", "λ, mean cost, mean reward and KL per step") +
             _figure(figures, "training", "Training loss of every arm"))
+
+
+COLLINEAR = 0.8  # |r| of reward and cost above this: the two signals are nearly one
+
+
+def _correlation_paragraph(correlation: dict) -> str:
+    """Pearson's r of the reward and cost models' scores, and whether they are nearly one signal."""
+    parts = [f"{label} r = {_num(correlation[key]['r'], 2)}" + (f" (n={correlation[key]['n']})" if "n" in
+                                                                  correlation[key] else "")
+             for key, label in (("test_responses", "on the test responses"), ("test_pair_margins", "on pair margins"),
+                                ("policy_samples_first_step", "on the policy's samples at the first step"))
+             if correlation.get(key, {}).get("r") is not None]
+    if not parts:
+        return ""
+    collinear = any(abs(correlation[k]["r"]) >= COLLINEAR for k in correlation if correlation[k].get("r") is not None)
+    verdict = (" Nearly collinear: with C ≈ −aR + b, (R − λC)/(1 + λ) is R up to a per-prompt constant that the "
+               "leave-one-out baseline removes, so Safe RLHF and its λ=0 twin optimise nearly the same thing."
+               if collinear else " Not collinear: the cost carries a signal the reward does not.")
+    return f"<p>Reward against cost model: {', '.join(parts)}.{verdict}</p>"
 
 
 def _significance_section(report: dict, figures: dict) -> str:

@@ -18,7 +18,7 @@ from itertools import combinations
 from pathlib import Path
 
 from safealign.eval.metrics import metric_items
-from safealign.eval.stats import format_rate, holm, mcnemar, paired_bootstrap
+from safealign.eval.stats import format_rate, holm, mcnemar, paired_bootstrap, pearson
 from safealign.io import read_jsonl
 
 PAIRWISE_ARMS = ("keyword_baseline", "reward_model", "cost_model", "contrastive")
@@ -54,6 +54,7 @@ def collect(run_dir: str | Path) -> dict:
                                   if (out / name / "train_log.jsonl").is_file()}
     finished = {name: _json(out / name / "model" / "safealign-complete.json") for name in report["safe_rlhf_curves"]}
     report["safe_rlhf_calibrations"] = {name: done.get("calibrations", []) for name, done in finished.items() if done}
+    report["reward_cost_correlation"] = reward_cost_correlation(out, report)
     report["significance"] = _significance(out, report)
     report["recommendation"] = recommend(report)
     return report
@@ -227,15 +228,47 @@ def _significance(out: Path, report: dict) -> dict:
     return families
 
 
+def reward_cost_correlation(out: Path, report: dict) -> dict:
+    """How far the reward and cost models are one signal: Pearson's r of their scores on the same test responses
+    (and pair margins), and on the policy's own samples at the first Safe RLHF step. Near −1, (R − λC)/(1 + λ) is
+    R up to a per-prompt constant the leave-one-out baseline removes, and Safe RLHF cannot differ from λ=0."""
+    result = {}
+    reward, cost = (_by_id(out / arm / "predictions.jsonl") for arm in ("reward_model", "cost_model"))
+    shared = sorted(set(reward) & set(cost))
+    if shared:
+        r = [reward[i][side] for i in shared for side in ("chosen_score", "rejected_score")]
+        c = [cost[i][side] for i in shared for side in ("chosen_score", "rejected_score")]
+        margins = [(reward[i]["chosen_score"] - reward[i]["rejected_score"],
+                    cost[i]["chosen_score"] - cost[i]["rejected_score"]) for i in shared]
+        result["test_responses"] = {"n": len(r), "r": _round(pearson(r, c))}
+        result["test_pair_margins"] = {"n": len(margins), "r": _round(pearson(*map(list, zip(*margins))))}
+    curve = report.get("safe_rlhf_curves", {}).get("safe_rlhf") or []
+    if curve and curve[0].get("reward_cost_correlation") is not None:
+        result["policy_samples_first_step"] = {"r": curve[0]["reward_cost_correlation"]}
+    return result
+
+
+def _by_id(path: Path) -> dict:
+    return {row["id"]: row for row in read_jsonl(path)} if path.is_file() else {}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
 def lambda_dynamics(curve: list[dict]) -> str:
-    """How λ moved against the constraint, step by step: up while E[C] > d, down once it held."""
-    above = [r for r in curve if r["mean_cost"] > r.get("cost_threshold", float("inf"))]
-    rose = sum(1 for r in above if r.get("lambda_next", r["lambda"]) > r["lambda"])
+    """How λ moved against the constraint, step by step: up while the window's mean cost was above d, down once
+    it held (PPO-Lag's rule; older runs logged the step's mean cost and the λ after it)."""
+    cost = (lambda r: r.get("window_cost", r["mean_cost"]))
+    before = (lambda r: r.get("lambda_prev", r["lambda"]))
+    after = (lambda r: r["lambda"] if "lambda_prev" in r else r.get("lambda_next", r["lambda"]))
+    above = [r for r in curve if cost(r) > r.get("cost_threshold", float("inf"))]
+    rose = sum(1 for r in above if after(r) > before(r))
     held = [r for r in curve if r not in above]
-    fell = sum(1 for r in held if r.get("lambda_next", r["lambda"]) < r["lambda"] or r["lambda"] == 0)
-    return (f"Safe RLHF's λ went from {curve[0]['lambda']:.3g} to {curve[-1].get('lambda_next', curve[-1]['lambda']):.3g} "
-            f"over {len(curve)} steps: the samples' mean cost was above d on {len(above)} steps (λ rose on {rose}) "
-            f"and at or below it on {len(held)} (λ fell or stayed at 0 on {fell}).")
+    fell = sum(1 for r in held if after(r) < before(r) or after(r) == 0)
+    return (f"Safe RLHF's λ went from {before(curve[0]):.3g} to {after(curve[-1]):.3g} over {len(curve)} steps: the "
+            f"mean cost of the last sampled responses was above d on {len(above)} steps (λ rose on {rose}) and at or "
+            f"below it on {len(held)} (λ fell or stayed at 0 on {fell}).")
 
 
 def _train_log(run_dir: Path) -> list[dict]:
