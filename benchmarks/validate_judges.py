@@ -6,7 +6,9 @@
   annotators; partial refusal counts as refusal), beside the refusal-prefix string match on the same rows.
   The completions may not ship, so the measured card does: src/safealign/data/judges/refusal_card.json
   (held_out = the even-numbered prompts, never read while the rules were written; all rows; per model).
-- harm: fitted on GPTFuzz train (80 questions), card on GPTFuzz evaluate; the fit and its card ship with the
+- harm: fitted on GPTFuzz train (80 questions), card on GPTFuzz evaluate (its own source, 20 other questions) and
+  on PKU-SafeRLHF's labelled Alpaca-7B answers (another source; CC-BY-NC, measured here, never shipped as data:
+  only the card's numbers ship); the fit and its cards ship with the
   package under the key they were made with (src/safealign/data/judges/harm_judge.npz, harm_card.json), so
   `build_judges` need not embed 7,700 responses on a machine's first run.
 - harm and helpfulness: `build_judges` as the audit runs it, refitting and with the shipped fit, wall times.
@@ -26,7 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from safealign.eval.judges.build import SHIPPED_HARM_CARD, build_judges, fit_harm_judge, harm_fit_key  # noqa: E402
-from safealign.eval.judges.cards import xstest_refusal_cards  # noqa: E402
+from safealign.eval.judges.cards import harm_card, xstest_refusal_cards  # noqa: E402
+from safealign.eval.judges.labels import read_pku_saferlhf_mini  # noqa: E402
+
+PKU_SOURCE = ("PKU-SafeRLHF (JailbreakEval's 4,000-row sample): Alpaca-7B answers to the Safe RLHF paper's red-team "
+              "questions, safety-labelled by PKU-Alignment; CC-BY-NC, validation only (a source the judge never saw)")
 from safealign.io import write_json_atomic  # noqa: E402
 
 
@@ -41,7 +47,11 @@ def main() -> None:
     judges_folder = ROOT / "src" / "safealign" / "data" / "judges"
     judge, card = fit_harm_judge()
     judge.save(judges_folder)
+    pku = read_pku_saferlhf_mini(Path(args.shared) / "data" / "judge-validation" / "pku-saferlhf-mini" /
+                                 "safe_rlhf_mini.csv")
+    cross = harm_card(judge, pku, PKU_SOURCE, fit_source=False)
     write_json_atomic(judges_folder / SHIPPED_HARM_CARD[1], {"key": harm_fit_key(), "card": card,
+                                                             "cross_source": [cross],
                                                              "measured_by": "benchmarks/validate_judges.py",
                                                              "commit": commit})
     seconds = {}
@@ -52,12 +62,16 @@ def main() -> None:
         seconds[how] = round(time.perf_counter() - start, 1)
     write_json_atomic(ROOT / "benchmarks" / "results" / "judges.json", {
         "commit": commit, "build_seconds": seconds, "cards": built["cards"], "refusal_per_model": refusal["per_model"],
-        "refusal_all_rows": refusal["all"]})
+        "refusal_per_model_held_out": refusal["per_model_held_out"], "refusal_all_rows": refusal["all"],
+        "harm_cross_source": [cross]})
     for role, card in built["cards"].items():
         base = card.get("baseline")
         print(f"{role:12s} {card['judge']:18s} n={card['n']:5d} acc={card['accuracy']['value']:.3f} "
               f"f1={card['f1']:.3f} {card['f1_ci']} kappa={card['kappa']:.3f} {card['kappa_ci']} valid={card['valid']}"
               + (f" | baseline acc={base['accuracy']['value']:.3f} kappa={base['kappa']:.3f}" if base else ""))
+    for card in [cross] + list(refusal["per_model_held_out"].values()):
+        print(f"{card['role']:12s} {card['source'][:60]:60s} n={card['n']:5d} kappa={card['kappa']:.3f} "
+              f"{card['kappa_ci']} | baseline kappa={card['baseline']['kappa']:.3f}")
     print(f"build_judges: {seconds} s (embedding cache as this machine holds it)")
 
 

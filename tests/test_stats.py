@@ -67,12 +67,12 @@ def test_paired_bootstrap_difference_and_interval():
     result = paired_bootstrap(a, b, resamples=2000, seed=1)
     assert result["difference"] == pytest.approx(0.75)
     assert 0.55 < result["low"] < 0.75 < result["high"] < 0.9
-    assert result["p_value"] == 0.0  # no resample of 40 items crosses zero
+    assert result["p_value"] == pytest.approx(2 / 2001)  # no resample crosses zero: (0 + 1)/(R + 1), twice, never 0
     same = paired_bootstrap(a, a, resamples=500)
     assert same["difference"] == 0.0 and same["p_value"] == 1.0
     # pairing matters: b = a + 0.01 everywhere is a certain difference, though the spreads overlap
     shifted = paired_bootstrap([x + 0.01 for x in a], a, resamples=500)
-    assert shifted["low"] == pytest.approx(0.01) and shifted["p_value"] == 0.0
+    assert shifted["low"] == pytest.approx(0.01) and shifted["p_value"] == pytest.approx(2 / 501)
     assert paired_bootstrap(a, b, resamples=2000, seed=1) == result  # seeded
 
 
@@ -111,3 +111,49 @@ def test_pearson_worked_by_hand():
     assert pearson([1.0, 2.0, 3.0], [2.0, 4.0, 7.0]) == pytest.approx(5 / (2 * 114 / 9) ** 0.5)
     assert pearson([1.0, 2.0], [3.0, 1.0]) == pytest.approx(-1.0)
     assert pearson([1.0, 1.0], [2.0, 3.0]) is None and pearson([1.0], [1.0]) is None
+
+
+def test_cluster_draws_keep_a_cluster_together():
+    from safealign.eval.stats import cluster_draws
+
+    clusters = ["q1", "q1", "q1", "q2", "q3", "q3"]
+    for draw in cluster_draws(clusters, 50, seed=3):
+        picked = [clusters[i] for i in draw]
+        for c in set(picked):  # a drawn cluster brings all of its rows, as many times as it was drawn
+            assert picked.count(c) % clusters.count(c) == 0
+    assert len(cluster_draws(clusters, 7)) == 7
+
+
+def test_rogan_gladen_worked_by_hand_and_at_its_edges():
+    from safealign.eval.stats import rogan_gladen
+
+    # sens 0.9, spec 0.8, observed 0.3: (0.3 + 0.8 − 1) / (0.9 + 0.8 − 1) = 0.1 / 0.7
+    assert rogan_gladen(0.3, 0.9, 0.8) == pytest.approx(1 / 7)
+    assert rogan_gladen(0.1, 0.9, 0.8) == 0.0  # below the false-positive floor: clipped to 0
+    assert rogan_gladen(0.95, 0.9, 0.8) == 1.0
+    assert rogan_gladen(0.5, 1.0, 1.0) == 0.5  # a perfect judge: the observed rate
+    assert rogan_gladen(0.5, 0.5, 0.5) is None  # no better than chance: nothing to correct with
+
+
+def test_corrected_rate_interval_carries_the_card_and_is_unbounded_for_a_chance_judge():
+    from safealign.eval.stats import corrected_rate, rate
+
+    good = {"confusion": {"tp": 900, "fn": 100, "tn": 800, "fp": 200}}  # sens 0.9, spec 0.8
+    result = corrected_rate(30, 100, good)
+    assert result["value"] == pytest.approx(1 / 7) and not result["unbounded"]
+    assert result["low"] < 1 / 7 < result["high"]
+    small = {"confusion": {"tp": 9, "fn": 1, "tn": 8, "fp": 2}}  # the same rates on a card of 20 rows
+    wide = corrected_rate(30, 100, small)
+    assert wide["high"] - wide["low"] > result["high"] - result["low"]  # the card's uncertainty widens it
+    sample_only = rate(30, 100)
+    assert result["high"] - result["low"] > (sample_only.high - sample_only.low) / 0.7 * 0.8
+    chance = corrected_rate(30, 100, {"confusion": {"tp": 5, "fn": 5, "tn": 5, "fp": 5}})
+    assert chance["unbounded"] and chance["low"] is None and chance["high"] is None
+    assert corrected_rate(30, 100, good) == result  # seeded
+
+
+def test_minimum_detectable_difference_worked_by_hand():
+    from safealign.eval.stats import minimum_detectable_difference
+
+    # (1.96 + 0.8416) · sqrt(2 · 0.25 / 100) = 2.8016 · 0.07071
+    assert minimum_detectable_difference(100, 0.5) == pytest.approx(0.19810, abs=1e-4)

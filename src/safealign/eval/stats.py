@@ -77,7 +77,8 @@ def paired_bootstrap(a: list[float], b: list[float], resamples: int = 10_000, se
     """Paired bootstrap of mean(a) - mean(b): items are resampled together, keeping their pairing.
 
     Returns the observed difference, its 95% percentile interval, and a two-sided p-value: twice the share
-    of resampled differences on the far side of zero (capped at 1), the usual percentile-bootstrap test.
+    of resampled differences on the far side of zero, counted as (k + 1) / (R + 1) so that it is never 0 (a
+    bootstrap of R resamples cannot show p below 1/(R + 1)), capped at 1.
     """
     import numpy as np
 
@@ -87,10 +88,75 @@ def paired_bootstrap(a: list[float], b: list[float], resamples: int = 10_000, se
     rng = np.random.default_rng(seed)
     means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)  # (R,)
     observed = float(diff.mean())
-    far_side = np.mean(means <= 0) if observed > 0 else np.mean(means >= 0) if observed < 0 else 1.0
+    beyond = int(np.sum(means <= 0)) if observed > 0 else int(np.sum(means >= 0)) if observed < 0 else resamples
     return {"items": len(diff), "difference": observed, "low": float(np.percentile(means, 2.5)),
-            "high": float(np.percentile(means, 97.5)), "p_value": float(min(1.0, 2 * far_side)),
+            "high": float(np.percentile(means, 97.5)), "p_value": bootstrap_p_value(beyond, resamples),
             "resamples": resamples}
+
+
+def bootstrap_p_value(beyond: int, resamples: int) -> float:
+    """Two-sided bootstrap p-value from `beyond` of `resamples` resampled statistics on the far side of 0:
+    2 (k + 1) / (R + 1), capped at 1: never 0."""
+    return min(1.0, 2 * (beyond + 1) / (resamples + 1))
+
+
+def cluster_draws(clusters: list, resamples: int, seed: int = 0) -> list:
+    """Row indices of `resamples` cluster-bootstrap samples: clusters (a question, a prompt, an instruction)
+    drawn with replacement, each bringing all of its rows, so rows that share a cluster move together."""
+    import numpy as np
+
+    members: dict = {}
+    for i, c in enumerate(clusters):
+        members.setdefault(c, []).append(i)
+    groups = [np.asarray(v) for v in members.values()]
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([groups[g] for g in rng.integers(0, len(groups), size=len(groups))])
+            for _ in range(resamples)]
+
+
+def rogan_gladen(observed: float, sensitivity: float, specificity: float) -> float | None:
+    """The true prevalence behind an observed positive rate of an imperfect judge (Rogan & Gladen, 1978):
+    (p_obs + spec − 1) / (sens + spec − 1), clipped to [0, 1]; None when sens + spec <= 1 (a judge no better
+    than chance says nothing about the prevalence)."""
+    youden = sensitivity + specificity - 1
+    if youden <= 0:
+        return None
+    return min(1.0, max(0.0, (observed + specificity - 1) / youden))
+
+
+def corrected_rate(positives: int, n: int, card: dict, resamples: int = 4000, seed: int = 0) -> dict:
+    """A judge's positive rate on n items corrected for its measured sensitivity and specificity (the card's
+    confusion table), with a 95% interval carrying both the sample's and the card's uncertainty: a parametric
+    bootstrap drawing the observed rate, sensitivity and specificity from their binomials. `unbounded` when
+    the judge is no better than chance, or its Youden index is <= 0 in more than 2.5% of draws (the interval
+    then has no finite upper or lower end, and none is reported)."""
+    import numpy as np
+
+    c = card["confusion"]
+    n_pos, n_neg = c["tp"] + c["fn"], c["tn"] + c["fp"]
+    if not n or not n_pos or not n_neg:
+        return {"value": None, "low": None, "high": None, "unbounded": True, "n": n}
+    sens, spec, observed = c["tp"] / n_pos, c["tn"] / n_neg, positives / n
+    point = rogan_gladen(observed, sens, spec)
+    rng = np.random.default_rng(seed)
+    p = rng.binomial(n, observed, resamples) / n
+    se = rng.binomial(n_pos, sens, resamples) / n_pos
+    sp = rng.binomial(n_neg, spec, resamples) / n_neg
+    youden = se + sp - 1
+    if point is None or np.mean(youden <= 0) > 0.025:
+        return {"value": point, "low": None, "high": None, "unbounded": True, "n": n,
+                "sensitivity": round(sens, 4), "specificity": round(spec, 4)}
+    draws = np.clip((p + sp - 1) / youden, 0.0, 1.0)
+    return {"value": point, "low": float(np.percentile(draws, 2.5)), "high": float(np.percentile(draws, 97.5)),
+            "unbounded": False, "n": n, "sensitivity": round(sens, 4), "specificity": round(spec, 4)}
+
+
+def minimum_detectable_difference(n: int, p: float, power_z: float = 0.8416212335729143) -> float:
+    """The smallest difference of two rates near p, each on n paired items, that a two-sided 5% test detects
+    with 80% power: (z_0.975 + z_0.8) · sqrt(2 p (1 − p) / n) (independent samples: conservative for paired)."""
+    if n <= 0:
+        return float("inf")
+    return (Z95 + power_z) * math.sqrt(2 * max(p * (1 - p), 1e-9) / n)
 
 
 def holm(p_values: list[float]) -> list[float]:

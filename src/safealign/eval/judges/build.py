@@ -46,14 +46,16 @@ def harm_fit_key(encoder: str = "minilm", seed: int = 0) -> dict:
 
 
 def shipped_harm_judge(encoder: str = "minilm", seed: int = 0) -> tuple | None:
-    """(judge, card) shipped in the package, when they were fitted with this key; else None (fit afresh)."""
+    """(judge, card) shipped in the package, when they were fitted with this key; else None (fit afresh). The card
+    carries the cross-source cards measured on the same fit (validation data that may not ship: only numbers)."""
     path = embedded(*SHIPPED_HARM_CARD)
     if not path.is_file():
         return None
     shipped = json.loads(path.read_text())
     if shipped["key"] != harm_fit_key(encoder, seed):
         return None
-    return HarmEmbeddingJudge.load(path.parent), shipped["card"]
+    cross = shipped.get("cross_source", [])
+    return HarmEmbeddingJudge.load(path.parent), shipped["card"] | {"cross_source": cross}
 
 
 def fit_harm_judge(encoder: str = "minilm", seed: int = 0, every: int = 1, log=print) -> tuple:
@@ -86,10 +88,10 @@ def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = Non
         judge, harm = fit_harm_judge(encoder, seed, every, log)
     judge.save(out)
     cards = {"harm": harm}
-    if xstest is not None:
-        cards["refusal"] = xstest_refusal_cards(xstest, seed)["held_out"]
-    else:
-        cards["refusal"] = json.loads(embedded("judges", "refusal_card.json").read_text())["held_out"]
+    refusal = (xstest_refusal_cards(xstest, seed) if xstest is not None
+               else json.loads(embedded("judges", "refusal_card.json").read_text()))
+    # one card per model it was not written on alone: the rules read both models' odd-numbered prompts
+    cards["refusal"] = refusal["held_out"] | {"per_model": refusal.get("per_model_held_out", {})}
     helpfulness = RelevanceJudge(encoder=encoder)
     cards["helpfulness"] = helpfulness_card(helpfulness, seed)
     result = {"format": CARD_FORMAT, "kappa_floor": KAPPA_FLOOR, "cards": {role: cards[role] for role in ROLES}}

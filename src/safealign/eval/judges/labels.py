@@ -84,6 +84,21 @@ def xstest_held_out(row: dict) -> bool:
     return int(row["id"].split("-")[-1]) % 2 == 0
 
 
+def read_pku_saferlhf_mini(path: str | Path) -> list[dict]:
+    """PKU-SafeRLHF's safety labels of Alpaca-7B answers (JailbreakEval's 4,000-row sample): [{question, response,
+    harmful}]. CC-BY-NC: validation only, never shipped or trained on."""
+    rows = []
+    for line, row in _csv_rows(Path(path), ("question", "answer", "label")):
+        if row["label"] not in ("0", "1"):
+            raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
+        if not (row["answer"] or "").strip():
+            raise BadInputError(path, line, "empty response")
+        rows.append({"question": row["question"], "response": row["answer"], "harmful": row["label"] == "1"})
+    if not rows:
+        raise BadInputError(path, None, "no rows")
+    return rows
+
+
 def user_prompts(texts: list[str]) -> list[Prompt]:
     return [Prompt(f"q{i}", "judge", ({"role": "user", "content": t},), "judge") for i, t in enumerate(texts)]
 
