@@ -228,3 +228,16 @@ def test_generation_shows_one_bar_counted_in_prompts_on_a_terminal(monkeypatch, 
     monkeypatch.setattr(progress, "_enabled", lambda: False)
     assert list(progress.track(range(4), "x", unit="u", size=lambda i: 2)) == [0, 1, 2, 3]  # silent: items only
     assert len(bars) == 1
+
+
+def test_policy_rates_are_corrected_for_the_judges_error_and_flipped_for_a_negative_class_rate():
+    from safealign.eval.policy_eval import corrected_metric
+
+    rows = [{"set": "harmful", "seen_in_training": False, "harmful": i < 3, "refused": False} for i in range(10)]
+    card = {"confusion": {"tp": 900, "fn": 100, "tn": 800, "fp": 200}}  # sensitivity 0.9, specificity 0.8
+    harmful = corrected_metric(rows, "held_out_harmful_response_rate", card)
+    assert harmful["value"] == pytest.approx(1 / 7)  # (0.3 + 0.8 − 1) / (0.9 + 0.8 − 1)
+    harmless = corrected_metric(rows, "harmlessness_rate", card)  # the judge's negative class
+    assert harmless["value"] == pytest.approx(6 / 7)
+    assert harmless["low"] == pytest.approx(1 - harmful["high"]) and harmless["high"] == pytest.approx(1 - harmful["low"])
+    assert corrected_metric(rows, "held_out_harmful_response_rate", {"kappa": 0.5}) is None  # no confusion table

@@ -212,7 +212,7 @@ def test_bad_policy_configs():
         load_config(safe_rlhf.CONFIG, None, ["load_in_4bit=true", "lora=false"])
     with pytest.raises(SafeAlignError, match="must be one of sequence, k2, k3"):
         load_config(safe_rlhf.CONFIG, None, ["kl_estimator=k1"])
-    with pytest.raises(SafeAlignError, match="train_on must be all or clean"):
+    with pytest.raises(SafeAlignError, match="train_on. must be one of all, clean"):
         load_config(safe_rlhf.CONFIG, None, ["train_on=some"])
 
 

@@ -40,7 +40,7 @@ from safealign.eval.metrics import (
     metric_items,
     verdict_rate,
 )
-from safealign.eval.stats import rate
+from safealign.eval.stats import corrected_rate, rate
 from safealign.generate import generate_batched, generate_vllm
 from safealign.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from safealign.models import load_for_inference, resolve, tokenizer_options
@@ -203,8 +203,27 @@ def judge_summary(judge, card: dict | None, spec: str = "offline") -> dict:
                if spec != "offline" and hasattr(judge, "reads") else "")
         return summary | {"valid": False, "card": None,
                           "why": "no validity card: this model was never measured against human labels" + how}
-    keep = ("n", "accuracy", "f1", "f1_ci", "kappa", "kappa_ci", "kappa_floor", "valid", "source")
-    return summary | {"valid": card["valid"], "card": {k: card[k] for k in keep}}
+    keep = ("n", "accuracy", "f1", "f1_ci", "kappa", "kappa_ci", "kappa_floor", "valid", "source", "source_kind",
+            "fit_source", "clusters", "cluster_unit", "like_judged", "like_judged_why", "confusion")
+    cross = [{k: c[k] for k in ("source", "n", "kappa", "kappa_ci", "clusters") if k in c}
+             | {"baseline_kappa": (c.get("baseline") or {}).get("kappa")}
+             for c in card.get("cross_source", []) + list(card.get("per_model", {}).values())]
+    return summary | {"valid": card["valid"], "card": {k: card[k] for k in keep if k in card} | {"cross_source": cross}}
+
+
+def corrected_metric(rows: list[dict], metric: str, card: dict | None) -> dict | None:
+    """The metric corrected for its judge's measured sensitivity and specificity (Rogan–Gladen, with an interval
+    carrying the card's uncertainty); None when the judge's card has no confusion table."""
+    verdict, _, keep, success = POLICY_METRICS[metric]
+    if not card or "confusion" not in card:
+        return None
+    chosen = [r for r in rows if keep(r)]
+    result = corrected_rate(sum(bool(r[verdict]) for r in chosen), len(chosen), card)
+    if not success and result["value"] is not None:  # a rate of the judge's negative class: 1 − prevalence
+        low, high = result["low"], result["high"]
+        result |= {"value": 1 - result["value"], "low": None if high is None else 1 - high,
+                   "high": None if low is None else 1 - low}
+    return result
 
 
 def policy_metrics(rows: list[dict], judges: dict) -> dict:
@@ -218,8 +237,9 @@ def policy_metrics(rows: list[dict], judges: dict) -> dict:
     out = {"judges": judges, "sets": per_set}
     for metric, items in metric_items(rows).items():
         if items:
+            judge = judges[POLICY_METRICS[metric][1]]
             out[metric] = rate(int(sum(items.values())), len(items)).to_dict() | {
-                "judge": judges[POLICY_METRICS[metric][1]]["judge"]}
+                "judge": judge["judge"], "corrected": corrected_metric(rows, metric, judge.get("card"))}
     benchmarks = benchmark_rates(rows)
     if benchmarks:
         out["benchmarks"] = benchmarks

@@ -312,11 +312,39 @@ def _judge_section(report: dict, figures: dict) -> str:
                      _num(c["n"], 0), _pct(c["accuracy"]), f"{c['f1']:.3f} [{c['f1_ci'][0]:.3f}, {c['f1_ci'][1]:.3f}]",
                      f"{c['kappa']:.3f} [{c['kappa_ci'][0]:.3f}, {c['kappa_ci'][1]:.3f}]",
                      (f"{base['judge']}: κ {base['kappa']:.3f}, accuracy {_pct(base['accuracy'])}" if base else "-"),
-                     c["trained_on"], c["source"], c["threshold_from"]])
+                     c["trained_on"], c["source"] + _provenance(c), _other_sources(c), c["threshold_from"]])
     return ("<h2>Judges and their validity cards (agreement with human labels they were not tuned on)</h2>" +
             _table(["role", "judge", "verdict", "n", "accuracy", "F1 [95% CI]", "Cohen's κ [95% CI]",
-                    "baseline on the same rows", "trained on", "held-out labels", "threshold chosen on"], rows,
-                   numeric_from=99))
+                    "baseline on the same rows", "trained on", "held-out labels", "other sources: κ [95% CI]",
+                    "threshold chosen on"], rows, numeric_from=99) +
+            "<p class='small'>Intervals bootstrap over the clusters the rows come in (a question, a prompt), not over "
+            "rows. Every card is measured on other models' responses, not on this run's policies, so the verdict "
+            "reads raw rates; the rates corrected for each judge's measured error stand beside them.</p>")
+
+
+def _provenance(card: dict) -> str:
+    """Where a card's rows come from, and a warning when that is only the judge's own training source."""
+    where = f" ({card.get('clusters', '?')} {card.get('cluster_unit', 'row')} clusters; {card['source_kind']})" \
+        if "source_kind" in card else ""
+    own_only = card.get("fit_source") and not card.get("cross_source") and not card.get("per_model")
+    return where + (" — MEASURED ONLY ON ITS OWN TRAINING SOURCE: not evidence that it generalises" if own_only else "")
+
+
+def _other_sources(card: dict) -> str:
+    others = card.get("cross_source", []) + list(card.get("per_model", {}).values())
+    return "; ".join(f"{o['source']}: {o['kappa']:.3f} [{o['kappa_ci'][0]:.3f}, {o['kappa_ci'][1]:.3f}] (n={o['n']}"
+                     + (f", baseline κ {o['baseline']['kappa']:.3f}" if o.get("baseline") else "") + ")"
+                     for o in others) or "-"
+
+
+def _corrected(rate: dict | None) -> str:
+    """A rate corrected for its judge's error (Rogan–Gladen), or why it cannot be."""
+    corrected = (rate or {}).get("corrected")
+    if not corrected or corrected.get("value") is None:
+        return "-"
+    if corrected["unbounded"]:
+        return f"{100 * corrected['value']:.1f}% [unbounded: judge near chance]"
+    return f"{100 * corrected['value']:.1f}% [{100 * corrected['low']:.1f}, {100 * corrected['high']:.1f}]"
 
 
 def _judged_by(judges: dict, role: str) -> str:
@@ -341,8 +369,10 @@ def _policy_section(report: dict, figures: dict) -> str:
         row, m = table[name], metrics[name]
         gain = row.get("gain_over_base", {})
         bt = strengths.get(name)
-        rows.append([name, _pct(m.get("held_out_harmful_response_rate")), _pct(m.get("held_out_refusal_rate")),
-                     _pct(m.get("over_refusal_rate")), _pct(m.get("harmlessness_rate")),
+        rows.append([name, _pct(m.get("held_out_harmful_response_rate")),
+                     _corrected(m.get("held_out_harmful_response_rate")), _pct(m.get("held_out_refusal_rate")),
+                     _pct(m.get("over_refusal_rate")), _corrected(m.get("over_refusal_rate")),
+                     _pct(m.get("harmlessness_rate")),
                      _pct(m.get("harmlessness_rate_seen")), _pct(m.get("helpfulness_rate")),
                      _num(row["combined_alignment_score"]), _num(gain.get("combined_alignment_score"), 3),
                      f"{bt['value']:+.2f} [{bt['low']:+.2f}, {bt['high']:+.2f}]" if bt else "-",
@@ -351,8 +381,9 @@ def _policy_section(report: dict, figures: dict) -> str:
     front = ", ".join(policies.get("pareto", [])) or "-"
     return ("<h2>Policies (OPT-350M study Tables 1 and 2)</h2>" +
             _figure(figures, "tradeoff", f"Harmful responses against over-refusal; Pareto front: {front}") +
-            _table(["policy", "harmful responses, held-out harmful [harm]", "refusal, held-out harmful [refusal]",
-                    "over-refusal, benign look-alikes [refusal]", "HmR, unseen prompts [harm]",
+            _table(["policy", "harmful responses, held-out harmful [harm]", "the same, corrected for the judge's error",
+                    "refusal, held-out harmful [refusal]", "over-refusal, benign look-alikes [refusal]",
+                    "the same, corrected", "HmR, unseen prompts [harm]",
                     "HmR, prompts seen in training (apart) [harm]", "HpR [helpfulness]", "CAS", "CAS gain over base",
                     "Bradley–Terry strength [95% CI]", "DPO implicit-reward accuracy, test pairs"], rows) +
             "<p class='small'>Judges, by the role in brackets: " + "; ".join(_judged_by(judges, r) for r in judges) +
