@@ -11,7 +11,10 @@
   only the card's numbers ship); the fit and its cards ship with the
   package under the key they were made with (src/safealign/data/judges/harm_judge.npz, harm_card.json), so
   `build_judges` need not embed 7,700 responses on a machine's first run.
-- harm and helpfulness: `build_judges` as the audit runs it, refitting and with the shipped fit, wall times.
+- helpfulness: six features of (request, response) fitted on PandaLM's human pairwise preferences; card by
+  nested cross-validation with folds by instruction, and on HHH alignment's pairs (another source); its absolute
+  cut on the OPT-350M study's helpful prompts; the fit and cards ship (helpfulness_judge.npz, helpfulness_card.json).
+- `build_judges` as the audit runs it, refitting and with the shipped fits: wall times.
 Everything goes to benchmarks/results/judges.json.
 """
 
@@ -27,7 +30,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from safealign.eval.judges.build import SHIPPED_HARM_CARD, build_judges, fit_harm_judge, harm_fit_key  # noqa: E402
+from safealign.eval.judges.build import (  # noqa: E402
+    SHIPPED_HARM_CARD,
+    SHIPPED_HELPFULNESS_CARD,
+    build_judges,
+    fit_harm_judge,
+    fit_helpfulness_judge,
+    harm_fit_key,
+    helpfulness_fit_key,
+)
 from safealign.eval.judges.cards import harm_card, xstest_refusal_cards  # noqa: E402
 from safealign.eval.judges.labels import read_pku_saferlhf_mini  # noqa: E402
 
@@ -54,6 +65,13 @@ def main() -> None:
                                                              "cross_source": [cross],
                                                              "measured_by": "benchmarks/validate_judges.py",
                                                              "commit": commit})
+    helpfulness, helpfulness_card = fit_helpfulness_judge()
+    helpfulness.threshold = helpfulness_card["threshold"]
+    helpfulness.save(judges_folder)
+    write_json_atomic(judges_folder / SHIPPED_HELPFULNESS_CARD[1], {"key": helpfulness_fit_key(),
+                                                                    "card": helpfulness_card,
+                                                                    "measured_by": "benchmarks/validate_judges.py",
+                                                                    "commit": commit})
     seconds = {}
     for how, refit in (("refit", True), ("shipped", False)):
         start = time.perf_counter()
@@ -69,7 +87,7 @@ def main() -> None:
         print(f"{role:12s} {card['judge']:18s} n={card['n']:5d} acc={card['accuracy']['value']:.3f} "
               f"f1={card['f1']:.3f} {card['f1_ci']} kappa={card['kappa']:.3f} {card['kappa_ci']} valid={card['valid']}"
               + (f" | baseline acc={base['accuracy']['value']:.3f} kappa={base['kappa']:.3f}" if base else ""))
-    for card in [cross] + list(refusal["per_model_held_out"].values()):
+    for card in [cross] + list(refusal["per_model_held_out"].values()) + helpfulness_card["cross_source"]:
         print(f"{card['role']:12s} {card['source'][:60]:60s} n={card['n']:5d} kappa={card['kappa']:.3f} "
               f"{card['kappa_ci']} | baseline kappa={card['baseline']['kappa']:.3f}")
     print(f"build_judges: {seconds} s (embedding cache as this machine holds it)")

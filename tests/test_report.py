@@ -8,7 +8,8 @@ from conftest import run_chromium
 from safealign.cli import main
 from safealign.io import write_json_atomic, write_jsonl_atomic
 from safealign.report.build import build_report
-from safealign.report.collect import _mcnemar_family, recommend
+from safealign.report.collect import _mcnemar_family
+from safealign.report.recommend import recommend
 
 PAYLOAD = ("</td></table><script>document.body.setAttribute('data-pwned','1')</script>"
            "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\"> & \"quotes\" 'single'")

@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+from sklearn.model_selection import GroupKFold
+
 from safealign.data.prompts import embedded
 from safealign.eval.judges.cards import (
     CARD_FORMAT,
@@ -22,13 +25,14 @@ from safealign.eval.judges.cards import (
     harm_card,
     helpfulness_card,
     hub_card,
+    pairwise_card,
     xstest_refusal_cards,
 )
 from safealign.eval.judges.encoders import EMBED_TOKENS
 from safealign.eval.judges.harm import HARM_C, HarmEmbeddingJudge
-from safealign.eval.judges.helpfulness import RelevanceJudge
+from safealign.eval.judges.helpfulness import FEATURES, HELPFULNESS_C, HelpfulnessJudge, raw_features
 from safealign.eval.judges.hub import HubJudge
-from safealign.eval.judges.labels import read_gptfuzz
+from safealign.eval.judges.labels import read_gptfuzz, read_hhh, read_pandalm, user_prompts
 from safealign.eval.judges.load import read_judges
 from safealign.io import sha256_file, write_json_atomic
 from safealign.models import resolve
@@ -70,6 +74,83 @@ def fit_harm_judge(encoder: str = "minilm", seed: int = 0, every: int = 1, log=p
                             "not among the 80 it was trained on", seed)
 
 
+SHIPPED_HELPFULNESS_CARD = ("judges", "helpfulness_card.json")  # beside data/judges/helpfulness_judge.npz
+HHH_SOURCE = ("Anthropic's HHH alignment evaluation (prometheus-eval's copy, Apache-2.0): a better and a worse "
+              "response written and labelled by people")
+
+
+def pandalm_features(encoder: str = "minilm") -> tuple:
+    """PandaLM's pairs with a majority preference: (rows, raw φ(a) (N, 4), raw φ(b) (N, 4), a preferred (N,))."""
+    rows = [r for r in read_pandalm(embedded("embedded", "pandalm", "testset-v1.json.gz")) if r["preferred"]]
+    requests = [r["instruction"] for r in rows]
+    phi_a = raw_features(requests, [r["response_a"] for r in rows], encoder, cache=True)
+    phi_b = raw_features(requests, [r["response_b"] for r in rows], encoder, cache=True)
+    return rows, phi_a, phi_b, np.array([r["preferred"] == "a" for r in rows], dtype=int)
+
+
+def _best_c(phi_a, phi_b, y, groups, seed: int) -> float:
+    """The C of HELPFULNESS_C whose out-of-fold pairwise agreement (5 folds by instruction) is highest."""
+    folds = list(GroupKFold(n_splits=5).split(phi_a, y, groups))
+    def agreement_of(c):
+        right = 0
+        for fit, held in folds:
+            judge = HelpfulnessJudge.fit(phi_a[fit], phi_b[fit], y[fit], c, seed=seed)
+            right += int(np.sum((judge.scores_of(phi_a[held]) > judge.scores_of(phi_b[held])) == (y[held] == 1)))
+        return right
+    return max(HELPFULNESS_C, key=agreement_of)
+
+
+def fit_helpfulness_judge(encoder: str = "minilm", seed: int = 0, log=print) -> tuple:
+    """(judge, card): the card by nested cross-validation on PandaLM, 5 outer folds by instruction (C chosen
+    inside each outer training part by 5 inner folds, so no held-out instruction informs its own prediction),
+    then the judge fitted on every pair with C chosen the same way; its cards on HHH (another source) and its
+    absolute cut on the study's helpful prompts."""
+    rows, phi_a, phi_b, y = pandalm_features(encoder)
+    groups = np.array([r["instruction"] for r in rows])
+    prob_a = np.zeros(len(rows))
+    for fit, held in GroupKFold(n_splits=5).split(phi_a, y, groups):
+        c = _best_c(phi_a[fit], phi_b[fit], y[fit], groups[fit], seed)
+        judge = HelpfulnessJudge.fit(phi_a[fit], phi_b[fit], y[fit], c, encoder, seed)
+        prob_a[held] = 1 / (1 + np.exp(judge.scores_of(phi_b[held]) - judge.scores_of(phi_a[held])))
+    judge = HelpfulnessJudge.fit(phi_a, phi_b, y, _best_c(phi_a, phi_b, y, groups, seed), encoder, seed)
+    log(f"helpfulness judge fitted on {len(rows)} PandaLM preferences (weights {np.round(judge.weights, 3).tolist()}, "
+        f"relevance floor {judge.relevance_floor:.3f})")
+    card = pairwise_card(prob_a.tolist(), rows, judge=judge, fit_source=True, seed=seed,
+                         source="PandaLM test set: held-out instructions (5 folds by instruction, 170 in all)",
+                         threshold_from="none: the judge prefers the response it scores higher (C by inner folds)")
+    hhh = read_hhh(embedded("embedded", "hhh", "hhh_alignment.jsonl"))
+    cross = [_hhh_card(judge, [r for r in hhh if r["source"] == "helpful"], "the 59 helpfulness pairs", seed),
+             _hhh_card(judge, hhh, "all 221 pairs (helpful, harmless, honest, other)", seed)]
+    absolute = helpfulness_card(judge, seed)
+    return judge, card | {"cross_source": cross, "absolute": absolute, "threshold": absolute["threshold"]}
+
+
+def _hhh_card(judge: HelpfulnessJudge, rows: list[dict], which: str, seed: int) -> dict:
+    prompts = user_prompts([r["instruction"] for r in rows])
+    a = np.array(judge.score(prompts, [r["response_a"] for r in rows], cache=True))
+    b = np.array(judge.score(prompts, [r["response_b"] for r in rows], cache=True))
+    return pairwise_card((1 / (1 + np.exp(-(a - b)))).tolist(), rows, judge=judge, fit_source=False, seed=seed,
+                         source=f"{HHH_SOURCE}: {which}", threshold_from="none: the higher score is preferred")
+
+
+def helpfulness_fit_key(encoder: str = "minilm", seed: int = 0) -> dict:
+    folder = Path(resolve(encoder))
+    files = [embedded("embedded", "pandalm", "testset-v1.json.gz"), embedded("embedded", "hhh", "hhh_alignment.jsonl")]
+    return {"format": CARD_FORMAT, "seed": seed, "C": list(HELPFULNESS_C), "features": list(FEATURES),
+            "embed_tokens": EMBED_TOKENS, "data": {f.name: sha256_file(f) for f in files},
+            "encoder": {f.name: sha256_file(f) for f in sorted(folder.glob("*.safetensors"))}}
+
+
+def shipped_helpfulness_judge(encoder: str = "minilm", seed: int = 0) -> tuple | None:
+    path = embedded(*SHIPPED_HELPFULNESS_CARD)
+    if not path.is_file():
+        return None
+    shipped = json.loads(path.read_text())
+    if shipped["key"] != helpfulness_fit_key(encoder, seed):
+        return None
+    return HelpfulnessJudge.load(path.parent), shipped["card"]
+
+
 def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = None, encoder: str = "minilm",
                  log=print, every: int = 1, refit: bool = False) -> dict:
     """Fit the offline judges and write their cards: `out/judges.json` and `out/harm_judge.npz`. `every` > 1
@@ -92,8 +173,10 @@ def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = Non
                else json.loads(embedded("judges", "refusal_card.json").read_text()))
     # one card per model it was not written on alone: the rules read both models' odd-numbered prompts
     cards["refusal"] = refusal["held_out"] | {"per_model": refusal.get("per_model_held_out", {})}
-    helpfulness = RelevanceJudge(encoder=encoder)
-    cards["helpfulness"] = helpfulness_card(helpfulness, seed)
+    shipped = None if refit or every != 1 else shipped_helpfulness_judge(encoder, seed)
+    helpfulness, cards["helpfulness"] = shipped or fit_helpfulness_judge(encoder, seed, log)
+    helpfulness.threshold = cards["helpfulness"]["threshold"]
+    helpfulness.save(out)
     result = {"format": CARD_FORMAT, "kappa_floor": KAPPA_FLOOR, "cards": {role: cards[role] for role in ROLES}}
     write_json_atomic(out / "judges.json", result)
     return result

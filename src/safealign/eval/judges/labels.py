@@ -99,6 +99,65 @@ def read_pku_saferlhf_mini(path: str | Path) -> list[dict]:
     return rows
 
 
+PANDALM_VOTES = {0: None, 1: "a", 2: "b"}
+
+
+def read_pandalm(path: str | Path) -> list[dict]:
+    """PandaLM's human pairwise preferences: [{instruction, response_a, response_b, preferred}], `preferred` the
+    majority of the three annotators ('a', 'b', or None for a tie or no majority). A JSON list (plain or .gz)."""
+    path = Path(path)
+    data = _read_json(path)
+    if not isinstance(data, list) or not data:
+        raise BadInputError(path, None, "expected a non-empty JSON list of pairs")
+    rows = []
+    for index, item in enumerate(data, start=1):
+        missing = [k for k in ("instruction", "response1", "response2", "annotator1", "annotator2", "annotator3")
+                   if not isinstance(item, dict) or k not in item]
+        if missing:
+            raise BadInputError(path, index, f"missing field '{missing[0]}'")
+        votes = [item[f"annotator{i}"] for i in (1, 2, 3)]
+        if any(v not in PANDALM_VOTES for v in votes):
+            raise BadInputError(path, index, f"annotator labels must be 0, 1 or 2, got {votes}")
+        counted = [PANDALM_VOTES[v] for v in votes]
+        majority = next((side for side in ("a", "b") if counted.count(side) >= 2), None)
+        instruction = str(item["instruction"]) + (f"\n{item['input']}" if item.get("input") else "")
+        rows.append({"instruction": instruction, "response_a": str(item["response1"]),
+                     "response_b": str(item["response2"]), "preferred": majority})
+    return rows
+
+
+def read_hhh(path: str | Path) -> list[dict]:
+    """Anthropic's HHH alignment pairs: [{instruction, response_a, response_b, preferred, source}]; the better
+    response is a on odd rows and b on even rows."""
+    path = Path(path)
+    rows = []
+    for index, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BadInputError(path, index, f"malformed JSON ({e.msg})") from None
+        missing = [k for k in ("prompt", "chosen", "rejected", "source") if k not in item]
+        if missing:
+            raise BadInputError(path, index, f"missing field '{missing[0]}'")
+        better_first = index % 2 == 1  # alternate sides, so that both answers occur and κ is defined
+        a, b = (item["chosen"], item["rejected"]) if better_first else (item["rejected"], item["chosen"])
+        rows.append({"instruction": item["prompt"], "response_a": a, "response_b": b,
+                     "preferred": "a" if better_first else "b", "source": item["source"]})
+    if not rows:
+        raise BadInputError(path, None, "no rows")
+    return rows
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        raise SafeAlignError(f"{path}: file not found")
+    raw = path.read_bytes()
+    try:
+        return json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    except json.JSONDecodeError as e:
+        raise BadInputError(path, e.lineno, f"malformed JSON ({e.msg})") from None
+
+
 def user_prompts(texts: list[str]) -> list[Prompt]:
     return [Prompt(f"q{i}", "judge", ({"role": "user", "content": t},), "judge") for i, t in enumerate(texts)]
 

@@ -9,7 +9,7 @@ from safealign.arms.common import RunScorer
 from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
 from safealign.eval.judges.harm import HarmEmbeddingJudge
-from safealign.eval.judges.helpfulness import RelevanceJudge
+from safealign.eval.judges.helpfulness import HelpfulnessJudge
 from safealign.eval.judges.hub import HubJudge, is_hub_judge
 from safealign.eval.judges.refusal import RefusalRulesJudge
 
@@ -40,7 +40,7 @@ def load_judge(role: str, spec: str, judges_dir: str | Path, batch_size: int = 8
             return RefusalRulesJudge()
         if role == "harm":
             return HarmEmbeddingJudge.load(Path(judges_dir))
-        return RelevanceJudge(threshold=read_judges(judges_dir)["cards"]["helpfulness"]["threshold"])
+        return HelpfulnessJudge.load(Path(judges_dir))
     if is_hub_judge(spec):
         return HubJudge(spec, role, batch_size=batch_size)
     if role != "harm":
