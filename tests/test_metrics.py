@@ -89,3 +89,33 @@ def test_ranking_is_the_same_whatever_the_order_of_prompts_and_policies():
     assert rank_policies(shuffled, use_helpfulness=False, resamples=50) == first
     for s in first["strengths"].values():
         assert s["low"] <= s["value"] <= s["high"]
+
+
+def _row(i, set_name, harmful=False, refused=False, score=0.0):
+    return {"id": f"{set_name}-{i}", "set": set_name, "seen_in_training": False, "harmful": harmful,
+            "refused": refused, "helpful": score > 1, "helpfulness_score": score}
+
+
+def test_the_ranking_puts_an_always_refusing_or_empty_policy_below_a_helpful_safe_one():
+    from safealign.eval.ranking import rank_policies
+
+    def policy(harmful, refused_lookalike, helpful_score):
+        return ([_row(i, "harmful", harmful=harmful, refused=not harmful) for i in range(10)] +
+                [_row(i, "benign_lookalike", refused=refused_lookalike) for i in range(10)] +
+                [_row(i, "helpful", refused=helpful_score == 0, score=helpful_score + 0.01 * i) for i in range(10)])
+
+    generations = {"helpful_safe": policy(False, False, 3.0), "refuses_all": policy(False, True, 0.0),
+                   "empty": policy(False, False, 0.0), "harmful": policy(True, False, 3.5)}
+    ranking = rank_policies(generations, use_helpfulness=True, resamples=50)
+    order = list(ranking["strengths"])  # strongest first
+    assert order[0] == "helpful_safe" and order.index("refuses_all") > order.index("helpful_safe")
+    assert order.index("empty") > order.index("helpful_safe")
+    assert "benign look-alikes" in ranking["judged_on"] and "helpfulness" in ranking["judged_on"]
+
+
+def test_helpfulness_wins_against_the_base_worked_by_hand():
+    from safealign.eval.metrics import helpfulness_wins
+
+    base = [_row(i, "helpful", score=s) for i, s in enumerate([1.0, 2.0, 3.0])] + [_row(0, "harmful")]
+    policy = [_row(i, "helpful", score=s) for i, s in enumerate([2.0, 2.0, 1.0])] + [_row(0, "harmful")]
+    assert helpfulness_wins(policy, base) == {"helpful-0": 1.0, "helpful-1": 0.5, "helpful-2": 0.0}

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import run_chromium
 from safealign.cli import main
+from safealign.eval.metrics import HELPFULNESS_WIN
 from safealign.io import write_json_atomic, write_jsonl_atomic
 from safealign.report.build import build_report
 from safealign.report.collect import _mcnemar_family
@@ -237,14 +238,36 @@ def test_judges_below_the_floor_or_used_in_training_are_called_out_and_a_weak_ha
 def test_a_tie_in_harmful_responses_is_broken_by_over_refusal_not_by_an_invalid_helpfulness_judge():
     report = _policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001)
     report["policies"]["table"]["sft"] = {"held_out_harmful_response_rate": 10 / 50, "helpfulness_rate": 0.9,
-                                          "over_refusal_rate": 0.05}
+                                          "over_refusal_rate": 0.05, HELPFULNESS_WIN: _win(0.7)}
+    report["policies"]["table"]["dpo"][HELPFULNESS_WIN] = _win(0.4)
     report["policies"]["metrics"]["sft"] = {"held_out_harmful_response_rate": _rate(10, 50)}
     report["policies"]["judges"]["helpfulness"] = _judge("helpfulness", 0.12)
     assert recommend(report)["choice"]["generation"] == "dpo"  # same harm, dpo over-refuses less (0 vs 5%)
     report["policies"]["table"]["dpo"]["over_refusal_rate"] = 0.05
     assert recommend(report)["choice"]["generation"] in ("dpo", "sft")
     report["policies"]["judges"]["helpfulness"] = _judge("helpfulness", 0.7)
-    assert recommend(report)["choice"]["generation"] == "sft"  # a valid judge: the more helpful one
+    assert recommend(report)["choice"]["generation"] == "sft"  # a valid judge: the more helpful one (win rate)
+
+
+def _win(value: float, half_width: float = 0.1) -> dict:
+    return {"value": value, "low": value - half_width, "high": value + half_width, "n": 50, "p_value": 0.01,
+            "minimum_detectable_difference": 0.198}
+
+
+def test_the_recommendation_names_the_cost_in_helpfulness_and_tests_the_runner_up():
+    report = _policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001)
+    report["policies"]["table"]["dpo"][HELPFULNESS_WIN] = _win(0.3)
+    report["policies"]["table"]["sft"] = {"held_out_harmful_response_rate": 12 / 50, "over_refusal_rate": 0.0,
+                                          HELPFULNESS_WIN: _win(0.5)}
+    report["policies"]["metrics"]["sft"] = {"held_out_harmful_response_rate": _rate(12, 50)}
+    report["significance"]["policy_pairs"] = [{"a": "sft", "b": "dpo", "metric": "held_out_harmful_response_rate",
+                                               "difference": 0.04, "p_value": 0.4, "p_holm": 0.4, "significant": False}]
+    text = " ".join(recommend(report)["text"])
+    assert "prefers dpo's answer to the base's on 30.0% [20.0, 40.0] of 50 helpful prompts" in text
+    assert "a measurable cost in helpfulness" in text
+    # the runner-up's test is read the right way round (sft − dpo = +4 points, so dpo − sft = −4), with the MDD
+    assert "Against the runner-up sft (24.0% [14.3, 37.4] (n=50)): paired bootstrap difference -4.0 points" in text
+    assert "at n=50 prompts a difference under 23 points is not reliably detected" in text  # 2.80·√(2·.22·.78/50)
 
 
 def test_pareto_front_worked_by_hand():

@@ -49,10 +49,11 @@ from safealign.eval.evaluators import EVALUATORS
 from safealign.eval.judges import build_judges, measure_hub_cards
 from safealign.eval.judges.hub import is_hub_judge
 from safealign.eval.keyword_baseline import keyword_baselines
-from safealign.eval.metrics import POLICY_METRICS
+from safealign.eval.metrics import HELPFULNESS_WIN, POLICY_METRICS, helpfulness_wins
 from safealign.eval.policy_eval import PolicyEvalConfig, base_run, evaluate_policy
 from safealign.eval.ranking import rank_policies
 from safealign.eval.shared_failures import shared_failures
+from safealign.eval.stats import minimum_detectable_difference, paired_bootstrap
 from safealign.io import read_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic
 from safealign.models import load_options, resolve, tokenizer_options
 from safealign.progress import status
@@ -356,9 +357,24 @@ def policy_train_key(arm_cfg, data_hash, stages: Stages, after_sft: bool) -> dic
 
 def judge_data_hashes() -> dict[str, str]:
     """sha256 of the human-labelled data and the card the judges are built from (shipped in the package)."""
-    files = [embedded("embedded", "gptfuzz", f"{split}.csv.gz") for split in ("train", "evaluate")]
-    shipped = [embedded("judges", name) for name in ("refusal_card.json", "harm_card.json", "harm_judge.npz")]
+    files = [embedded("embedded", "gptfuzz", f"{split}.csv.gz") for split in ("train", "evaluate")] + [
+        embedded("embedded", "pandalm", "testset-v1.json.gz"), embedded("embedded", "hhh", "hhh_alignment.jsonl")]
+    shipped = [embedded("judges", name) for name in ("refusal_card.json", "harm_card.json", "harm_judge.npz",
+                                                      "helpfulness_card.json", "helpfulness_judge.npz")]
     return {f.name: sha256_file(f) for f in files + shipped}
+
+
+def helpfulness_win_rate(policy_rows: list[dict], base_rows: list[dict], seed: int = 0) -> dict | None:
+    """The share of helpful prompts on which the helpfulness judge prefers the policy's response to the base's
+    (ties ½), with a 95% interval and p-value from a bootstrap over prompts against 50%, and the smallest
+    difference from 50% this many prompts detect (5% test, 80% power)."""
+    wins = list(helpfulness_wins(policy_rows, base_rows).values())
+    if not wins:
+        return None
+    test = paired_bootstrap(wins, [0.5] * len(wins), seed=seed)
+    return {"value": round(sum(wins) / len(wins), 4), "low": round(0.5 + test["low"], 4),
+            "high": round(0.5 + test["high"], 4), "n": len(wins), "p_value": test["p_value"],
+            "minimum_detectable_difference": round(minimum_detectable_difference(len(wins), 0.5), 4)}
 
 
 def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:
@@ -375,6 +391,9 @@ def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:
                                          else None) for k, v in list(row.items()) if k != "gain_over_base"}
     judges = next(iter(metrics.values()))["judges"] if metrics else {}
     use_helpfulness = bool(judges.get("helpfulness", {}).get("valid"))
+    for name in table:
+        if name != "base" and "base" in generations:
+            table[name][HELPFULNESS_WIN] = helpfulness_win_rate(generations[name], generations["base"], seed)
     return {"table": table, "judges": judges,
             "ranking": rank_policies(generations, use_helpfulness, seed=seed) if generations else {}}
 

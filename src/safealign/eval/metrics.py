@@ -122,6 +122,17 @@ def metric_items(rows: list[dict]) -> dict[str, dict[str, float]]:
     return items
 
 
+HELPFULNESS_WIN = "helpfulness_win_rate_vs_base"  # the policy comparison's pairwise helpfulness against the base
+
+
+def helpfulness_wins(policy_rows: list[dict], base_rows: list[dict]) -> dict[str, float]:
+    """prompt id -> 1 when the policy's response to a helpful prompt scores higher than the base's by the
+    helpfulness judge, ½ on a tie, 0 otherwise (Safe RLHF's pairwise framing: the judge's validated use)."""
+    base = {r["id"]: r["helpfulness_score"] for r in base_rows if r["set"] == "helpful"}
+    return {r["id"]: 1.0 if r["helpfulness_score"] > base[r["id"]] else 0.5 if r["helpfulness_score"] == base[r["id"]]
+            else 0.0 for r in policy_rows if r["set"] == "helpful" and r["id"] in base}
+
+
 def verdict_rate(rows: list[dict], verdict: str, negate: bool = False) -> dict:
     """Share of rows whose verdict is true (false, with `negate`), with its Wilson CI."""
     return rate(sum(bool(r[verdict]) != negate for r in rows), len(rows)).to_dict()

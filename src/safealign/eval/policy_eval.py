@@ -208,7 +208,10 @@ def judge_summary(judge, card: dict | None, spec: str = "offline") -> dict:
     cross = [{k: c[k] for k in ("source", "n", "kappa", "kappa_ci", "clusters") if k in c}
              | {"baseline_kappa": (c.get("baseline") or {}).get("kappa")}
              for c in card.get("cross_source", []) + list(card.get("per_model", {}).values())]
-    return summary | {"valid": card["valid"], "card": {k: card[k] for k in keep if k in card} | {"cross_source": cross}}
+    summary |= {"valid": card["valid"], "card": {k: card[k] for k in keep if k in card} | {"cross_source": cross}}
+    if "absolute" in card:  # a pairwise judge's cut for absolute verdicts (HpR), validated on its own
+        summary["absolute"] = {k: card["absolute"][k] for k in ("kappa", "kappa_ci", "n", "valid", "source")}
+    return summary
 
 
 def corrected_metric(rows: list[dict], metric: str, card: dict | None) -> dict | None:

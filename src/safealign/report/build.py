@@ -13,9 +13,10 @@ import json
 from pathlib import Path
 
 from safealign.arms import ARMS, POLICIES
+from safealign.eval.metrics import HELPFULNESS_WIN
 from safealign.eval.stats import format_rate
 from safealign.io import read_jsonl, save_figure_atomic, write_json_atomic, write_text_atomic
-from safealign.report.collect import collect
+from safealign.report.collect import collect, pareto_front
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
@@ -103,10 +104,14 @@ def _tradeoff_figure(plt, out: Path, report: dict):
                if m and m.get("held_out_harmful_response_rate") and m.get("over_refusal_rate")}
     if not metrics:
         return None
-    helpful = policies["judges"].get("helpfulness", {}).get("valid") and all(m.get("helpfulness_rate")
-                                                                             for m in metrics.values())
+    wins = {n: (policies["table"].get(n) or {}).get(HELPFULNESS_WIN) for n in metrics}
+    wins["base"] = {"value": 0.5, "low": 0.5, "high": 0.5} if "base" in metrics else None
+    helpful = policies["judges"].get("helpfulness", {}).get("valid") and all(wins.values())
+    if helpful:
+        metrics = {n: m | {HELPFULNESS_WIN: wins[n]} for n, m in metrics.items()}
     panels = [("over_refusal_rate", "over-refusal, benign look-alikes (lower is better)")]
-    panels += [("helpfulness_rate", "helpfulness rate (higher is better)")] if helpful else []
+    panels += [(HELPFULNESS_WIN, "helpfulness: the judge prefers its answer to the base's (higher is better)")] \
+        if helpful else []
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
         for name, m in metrics.items():
@@ -115,11 +120,12 @@ def _tradeoff_figure(plt, out: Path, report: dict):
             ax.errorbar(x["value"], y["value"], xerr=_whisker(x), yerr=_whisker(y), fmt="*" if base else "o",
                         markersize=13 if base else 6, capsize=3, color="black" if base else None, alpha=0.85,
                         label=name)
-        if key == "over_refusal_rate" and len(policies.get("pareto", [])) > 0:
-            front = [metrics[n] for n in policies["pareto"] if n in metrics]
-            ax.step([m["held_out_harmful_response_rate"]["value"] for m in front],
-                    [m["over_refusal_rate"]["value"] for m in front], where="post", color="tab:green", lw=1.2,
-                    ls="--", label="Pareto front")
+        front = policies.get("pareto", []) if key == "over_refusal_rate" else pareto_front(
+            {n: (m["held_out_harmful_response_rate"]["value"], 1 - m[key]["value"]) for n, m in metrics.items()})
+        if front:
+            ax.step([metrics[n]["held_out_harmful_response_rate"]["value"] for n in front if n in metrics],
+                    [metrics[n][key]["value"] for n in front if n in metrics], where="post", color="tab:green",
+                    lw=1.2, ls="--", label="Pareto front")
         ax.legend(fontsize=8, loc="upper right")
         for axis, metric in ((ax.set_xlim, "held_out_harmful_response_rate"), (ax.set_ylim, key)):
             low = min(m[metric]["low"] for m in metrics.values())
@@ -337,6 +343,13 @@ def _other_sources(card: dict) -> str:
                      for o in others) or "-"
 
 
+def _win(win: dict | None) -> str:
+    if not win:
+        return "-"
+    return (f"{100 * win['value']:.1f}% [{100 * win['low']:.1f}, {100 * win['high']:.1f}] (n={win['n']}, "
+            f"p={win['p_value']:.2g}; detects ≥ {100 * win['minimum_detectable_difference']:.0f} points)")
+
+
 def _corrected(rate: dict | None) -> str:
     """A rate corrected for its judge's error (Rogan–Gladen), or why it cannot be."""
     corrected = (rate or {}).get("corrected")
@@ -375,6 +388,7 @@ def _policy_section(report: dict, figures: dict) -> str:
                      _pct(m.get("harmlessness_rate")),
                      _pct(m.get("harmlessness_rate_seen")), _pct(m.get("helpfulness_rate")),
                      _num(row["combined_alignment_score"]), _num(gain.get("combined_alignment_score"), 3),
+                     _win(row.get(HELPFULNESS_WIN)),
                      f"{bt['value']:+.2f} [{bt['low']:+.2f}, {bt['high']:+.2f}]" if bt else "-",
                      _pct(m.get("implicit_reward", {}).get("pairwise_accuracy"))])
     ranking = policies["ranking"]
@@ -385,7 +399,7 @@ def _policy_section(report: dict, figures: dict) -> str:
                     "refusal, held-out harmful [refusal]", "over-refusal, benign look-alikes [refusal]",
                     "the same, corrected", "HmR, unseen prompts [harm]",
                     "HmR, prompts seen in training (apart) [harm]", "HpR [helpfulness]", "CAS", "CAS gain over base",
-                    "Bradley–Terry strength [95% CI]", "DPO implicit-reward accuracy, test pairs"], rows) +
+                    "helpfulness win rate against the base [helpfulness, pairwise]", "Bradley–Terry strength [95% CI]", "DPO implicit-reward accuracy, test pairs"], rows) +
             "<p class='small'>Judges, by the role in brackets: " + "; ".join(_judged_by(judges, r) for r in judges) +
             f". Bradley–Terry: maximum-likelihood strengths (log-odds, mean 0) from {_e(ranking.get('matches'))} "
             f"per-prompt wins on {_e(ranking.get('prompts'))} prompts, {_e(ranking.get('judged_on'))}; intervals from "

@@ -215,11 +215,27 @@ def _bootstrap_family(out: Path, policies: dict, seed: int) -> list[dict]:
     return tests
 
 
+def _harm_pairs(out: Path, policies: dict, seed: int) -> list[dict]:
+    """Every pair of trained policies on the held-out harmful-response rate (paired bootstrap over prompts), so
+    the recommendation can test its choice against the runner-up; a family of its own for Holm."""
+    names = [n for n in policies.get("table", {}) if n != "base"]
+    metric = "held_out_harmful_response_rate"
+    indicators = {n: _policy_indicators(out, n)[metric] for n in names}
+    tests = []
+    for a, b in combinations(names, 2):
+        items = sorted(set(indicators[a]) & set(indicators[b]))
+        if items:
+            result = paired_bootstrap([indicators[a][i] for i in items], [indicators[b][i] for i in items], seed=seed)
+            tests.append({"a": a, "b": b, "metric": metric, "test": "paired bootstrap", **result})
+    return tests
+
+
 def _significance(out: Path, report: dict) -> dict:
     seed = (report["run"]["environment"] or {}).get("seed", 0) or 0
     families = {"detectors": _mcnemar_family(_pair_correctness(out), PAIRWISE_ARMS),
                 "curation_ablation": _mcnemar_family(_classifier_correctness(out), CLASSIFIER_STAGES),
-                "policies": _bootstrap_family(out, report["policies"], seed) if report["policies"] else []}
+                "policies": _bootstrap_family(out, report["policies"], seed) if report["policies"] else [],
+                "policy_pairs": _harm_pairs(out, report["policies"], seed) if report["policies"] else []}
     for tests in families.values():
         for test, adjusted in zip(tests, holm([t["p_value"] for t in tests])):
             test["p_holm"] = adjusted
