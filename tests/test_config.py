@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from safealign.audit import PROFILES, AuditConfig, load_audit_config, profile_path
-from safealign.config import DataConfig, dump_yaml, load_config
+from safealign.config import DataConfig, dump_yaml, load_config, to_dict
 from safealign.errors import SafeAlignError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,3 +146,26 @@ def test_a_policy_trained_on_the_clean_split_retrains_when_the_labels_change(tmp
     first = policy_train_key(dpo, {"train.jsonl": "d"}, stages, after_sft=True)
     stages.done["train_sft"] = {"hash": "sft-2"}  # the SFT run it starts from changed
     assert policy_train_key(dpo, {"train.jsonl": "d"}, stages, after_sft=True) != first
+
+
+def test_the_default_audit_trains_exactly_what_safealign_train_trains():
+    """One source of truth per setting: the offline profile overlays no arm section, so each arm in the audit
+    is configured exactly as `safealign train ARM` (configs/arms/ARM.yaml) configures it, bar what the audit
+    sets itself (its data, run directories and models); a profile's overlay changes only what it names."""
+    from safealign.audit import ARM_SECTIONS, GENERATIVE, SET_BY_THE_AUDIT, arm_config_path, profile_path
+    from safealign.audit import DISCRIMINATIVE as D
+    from safealign.io import read_yaml
+
+    raw = read_yaml(profile_path("offline"), "config")
+    assert not set(ARM_SECTIONS) & set(raw), "the offline profile must not override an arm's own YAML"
+    audit = load_audit_config("offline")
+    for arm in ARM_SECTIONS:
+        alone = load_config((D | GENERATIVE)[arm].CONFIG, arm_config_path(arm))
+        strip = (lambda c: {k: v for k, v in to_dict(c).items() if k not in SET_BY_THE_AUDIT})
+        assert strip(getattr(audit, arm)) == strip(alone), f"{arm}: the audit and `safealign train {arm}` disagree"
+    smoke, smoke_raw = load_audit_config("smoke"), read_yaml(profile_path("smoke"), "config")
+    sft_alone = load_config(GENERATIVE["sft"].CONFIG, arm_config_path("sft"))
+    assert smoke.sft.max_train_pairs == smoke_raw["sft"]["max_train_pairs"] == 8  # the overlay
+    assert smoke.sft.learning_rate == sft_alone.learning_rate and smoke.sft.train_on == sft_alone.train_on  # the rest
+    paper = load_audit_config("paper")
+    assert paper.arm_defaults == "paper" and paper.reward_model.learning_rate == 1.0e-5

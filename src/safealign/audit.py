@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from safealign import __version__
 from safealign.arms import (
@@ -54,7 +55,7 @@ from safealign.eval.policy_eval import PolicyEvalConfig, base_run, evaluate_poli
 from safealign.eval.ranking import rank_policies
 from safealign.eval.shared_failures import shared_failures
 from safealign.eval.stats import minimum_detectable_difference, paired_bootstrap
-from safealign.io import read_jsonl, sha256_file, write_json_atomic, write_jsonl_atomic
+from safealign.io import read_jsonl, read_yaml, sha256_file, write_json_atomic, write_jsonl_atomic
 from safealign.models import load_options, resolve, tokenizer_options
 from safealign.progress import status
 from safealign.report.build import build_report
@@ -94,6 +95,9 @@ class AuditConfig:
     safe_rlhf: safe_rlhf.SafeRLHFConfig = field(default_factory=safe_rlhf.SafeRLHFConfig,
                                                 metadata={"help": "Safe RLHF (reward_only_rlhf: the same, λ=0)"})
     policy_eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig, metadata={"help": "policy evaluation"})
+    arm_defaults: Literal["offline", "paper"] = field(default="offline", metadata={
+        "help": "the shipped arm YAMLs the arm sections overlay: offline (configs/arms/ARM.yaml, what `safealign "
+                "train ARM` trains) or paper (ARM_paper.yaml)"})
 
     def __post_init__(self):
         unknown = sorted(set(self.arms) - set(DISCRIMINATIVE))
@@ -121,8 +125,34 @@ def profile_path(profile: str) -> Path:
     return Path(str(resources.files("safealign") / "configs" / "audit" / f"{profile}.yaml"))
 
 
+ARM_SECTIONS = ("reward_model", "cost_model", "contrastive", "classifier", "sft", "dpo", "sft_dpo", "safe_rlhf")
+SET_BY_THE_AUDIT = ("data", "out", "model", "reward_run", "cost_run", "sft_run")  # its data, run dirs, models
+
+
+def arm_config_path(arm: str, arm_defaults: str = "offline") -> Path:
+    """The shipped YAML of an arm: configs/arms/ARM.yaml (what `safealign train ARM` reads), or ARM_paper.yaml."""
+    suffix = "" if arm_defaults == "offline" else f"_{arm_defaults}"
+    return Path(str(resources.files("safealign") / "configs" / "arms" / f"{arm}{suffix}.yaml"))
+
+
+def with_arm_defaults(data: dict) -> dict:
+    """One source of truth per setting: each arm section of an audit profile is an overlay on that arm's shipped
+    YAML (`arm_defaults`: offline, ARM.yaml; paper, ARM_paper.yaml); what the audit sets itself (data, run
+    directories, models) is left to it."""
+    defaults = data.get("arm_defaults", "offline")
+    merged = dict(data)
+    for arm in ARM_SECTIONS:
+        path = arm_config_path(arm, defaults)
+        if not path.is_file():
+            raise SafeAlignError(f"arm_defaults={defaults}: no shipped config {path.name} for {arm}")
+        base = {k: v for k, v in (read_yaml(path, "config") or {}).items() if k not in SET_BY_THE_AUDIT}
+        merged[arm] = base | (data.get(arm) or {})
+    return merged
+
+
 def load_audit_config(profile: str = "offline", path: str | None = None, overrides=()) -> AuditConfig:
-    return load_config(AuditConfig, path or profile_path(profile), overrides)
+    path = Path(path or profile_path(profile))
+    return load_config(AuditConfig, path, overrides, data=with_arm_defaults(read_yaml(path, "config") or {}))
 
 
 def _digest(obj) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from safealign import __version__
 from safealign.arms import ARMS, POLICIES, arm_module
 from safealign.arms.common import read_run
-from safealign.audit import AuditConfig, load_audit_config, run_audit
+from safealign.audit import AuditConfig, arm_config_path, load_audit_config, run_audit
 from safealign.config import DataConfig, describe, load_config
 from safealign.data.curate import label_prepared
 from safealign.data.prepare import is_prepared, prepare, read_manifest, splits_of_source
@@ -163,13 +163,14 @@ def _arms():
     return {name: arm_module(name) for name in ARMS}
 
 
-def _arm_config_path(arm: str, config: str | None) -> Path | None:
-    """--config is a YAML path, or the name of a shipped arm config (e.g. reward_model_paper)."""
-    if config is None or Path(config).exists():
-        return Path(config) if config else None
-    from importlib import resources
-
-    shipped = Path(str(resources.files("safealign") / "configs" / "arms" / f"{config}.yaml"))
+def _arm_config_path(arm: str, config: str | None) -> Path:
+    """--config is a YAML path, or the name of a shipped arm config (e.g. reward_model_paper); without it, the
+    arm's shipped YAML (configs/arms/ARM.yaml), the settings the default audit trains it with."""
+    if config is None:
+        return arm_config_path(arm)
+    if Path(config).exists():
+        return Path(config)
+    shipped = arm_config_path(config)
     if not shipped.is_file():
         raise SafeAlignError(f"{config}: no such config file, and no shipped config of that name")
     return shipped
@@ -415,7 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train one arm; prints its run directory")
     p.add_argument("arm", choices=(*ARMS, "base"))
-    p.add_argument("--config", help="YAML path, or a shipped config name (e.g. reward_model_paper)")
+    p.add_argument("--config", help="YAML path, or a shipped config name (e.g. reward_model_paper); default: the "
+                                    "arm's shipped YAML, as the default audit trains it")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2 out=runs/rm")
     p.set_defaults(func=cmd_train)
     p = commands.add_parser("eval", help="evaluate a run directory: predictions.jsonl + metrics.json",

@@ -69,9 +69,10 @@ class DataConfig:
 # --------------------------------------------------------------------------- loading
 
 
-def load_config(cls, path: str | Path | None = None, overrides: list[str] | tuple = ()):
-    """Build `cls` from a YAML file (optional) and `key=value` overrides (applied in order)."""
-    data: dict = _expand_shorthands(cls, _read_yaml(path) if path else {})
+def load_config(cls, path: str | Path | None = None, overrides: list[str] | tuple = (), data: dict | None = None):
+    """Build `cls` from a YAML file (optional; or its `data`, already read and prepared) and `key=value`
+    overrides (applied in order)."""
+    data = _expand_shorthands(cls, data if data is not None else _read_yaml(path) if path else {})
     for override in overrides:
         key, value = _split_override(override)
         where = f"override '{override}'"

@@ -5,7 +5,7 @@ is harmful), K responses are sampled from the policy itself (temperature 1, no t
 whose log-probabilities are differentiated is the π that sampled) and scored by the run's reward model R
 (helpfulness) and cost model C (harmlessness). With R and C divided by their running standard deviations:
 
-    log λ ← min(log λ_max, log λ + η_λ (J_C − d) / σ_C · λ)      (PPO-Lag: SGD on −(J_C − d)·λ w.r.t. log λ)
+    log λ ← min(log λ_max, log λ + η_λ (J_C − d) λ)              (PPO-Lag: SGD on −(J_C − d)·λ w.r.t. log λ)
     s_i   = (R_i − λ C_i) / (1 + λ) − β_KL Σ_t log π/π_ref(y_i)   (Safe RLHF's scaled Lagrangian, sequence KL folded in)
     A_i   = s_i − mean_{j≠i} s_j                                  (leave-one-out baseline among the K samples)
     loss  = −mean_i A_i · log π(y_i|x)
@@ -254,12 +254,12 @@ def score(judges: dict, prompts: list[list[dict]], texts: list[str], k: int):
     return rewards, costs
 
 
-def next_log_lambda(log_lambda: float, window: list[float], d: float, cost_std: float, cfg: SafeRLHFConfig) -> float:
-    """PPO-Lag's update of log λ from the window's mean cost, the violation in cost std units. λ is kept as log λ,
-    as PPO-Lag keeps it, so it never underflows to 0."""
+def next_log_lambda(log_lambda: float, window: list[float], d: float, cfg: SafeRLHFConfig) -> float:
+    """PPO-Lag's update of log λ from the window's mean episode cost, in the cost model's own units (as PPO-Lag:
+    the sign term makes them meaningful against d = 0). λ is kept as log λ, as PPO-Lag keeps it, so it never
+    reaches 0; the step, proportional to λ, shrinks as λ does."""
     log_max = math.log(cfg.lambda_max) if cfg.lambda_max is not None else None
-    window_cost = sum(window) / len(window)
-    return losses.log_lambda_update(log_lambda, window_cost / cost_std, d / cost_std, cfg.lambda_lr, log_max)
+    return losses.log_lambda_update(log_lambda, sum(window) / len(window), d, cfg.lambda_lr, log_max)
 
 
 def advantages_of(rewards, costs, logp, ref_logp, mask, lam: float, moments: dict, cfg: SafeRLHFConfig):
@@ -286,8 +286,7 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], stat
     state["cost_window"] = (state["cost_window"] + costs.view(-1).tolist())[-cfg.cost_window:]
     lambda_prev = state["lambda"]
     if cfg.fixed_lambda is None:
-        state["log_lambda"] = next_log_lambda(state["log_lambda"], state["cost_window"], d,
-                                              moments_std(moments["cost"]), cfg)
+        state["log_lambda"] = next_log_lambda(state["log_lambda"], state["cost_window"], d, cfg)
         state["lambda"] = math.exp(state["log_lambda"])
     lam = state["lambda"]
     mask = batch["response_mask"]
