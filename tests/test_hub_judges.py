@@ -345,7 +345,7 @@ def test_a_hub_judge_gets_a_card_on_the_offline_judges_rows_and_policy_eval_repo
     assert harm["reads"].startswith("the pair (request, response)") and not harm["training_signal"]
     assert refusal["judge"] == "allenai/wildguard" and refusal["card"] is None and not refusal["valid"]
     assert f"safealign judges card --out JUDGES_DIR refusal=allenai/wildguard@{wildguard}" in refusal["why"]
-    assert 0 <= refusal["unparsed"] <= 5 and metrics["judges"]["helpfulness"]["judge"] == "minilm-relevance"
+    assert 0 <= refusal["unparsed"] <= 5 and metrics["judges"]["helpfulness"]["judge"] == "pandalm-bt"
     rows = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
     assert len(rows) == 5 and all(r["harmful"] == (r["harm_score"] > 0.5) for r in rows)
 

@@ -197,3 +197,32 @@ def test_sequence_kl_gradient_by_hand():
     assert shaped[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(), abs=1e-6)
     assert per_token[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(), abs=1e-6)  # the last token: same
     assert not torch.allclose(per_token[0], exact[0], atol=1e-4)  # the first token misses the later KL
+
+
+def test_cost_loss_preference_mask_keeps_sign_only_pairs_out_of_the_preference_term():
+    chosen, rejected = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 0.0])
+    none = torch.zeros(2)
+    # pair 1 alone in the preference term: −log σ(1 − 0); pair 2 (preference False) feeds the sign term only
+    masked = cost_loss(chosen, rejected, none, none, preference=torch.tensor([True, False]))
+    assert masked.item() == pytest.approx(nll_sigmoid(1.0))
+    signs = torch.tensor([-1.0, -1.0])  # both chosen responses labelled safe: −log σ(−c) on c = 0 and c = 2
+    with_sign = cost_loss(chosen, rejected, signs, none, preference=torch.tensor([False, False]))
+    assert with_sign.item() == pytest.approx((nll_sigmoid(0.0) + nll_sigmoid(-2.0)) / 2)
+
+
+def test_the_cost_trainer_reads_chosen_then_rejected_as_its_collator_stacks_them():
+    """The collator stacks chosen rows first, then rejected: the trainer's chunk(2) must read them in that order,
+    so the rejected (more harmful) response is the one pushed to cost more."""
+    from safealign.arms.cost_model import CostCollator
+
+    rows = [{"chosen_ids": [1, 2], "rejected_ids": [3, 4, 5], "chosen_sign": -1, "rejected_sign": 1,
+             "preference": True},
+            {"chosen_ids": [6], "rejected_ids": [7, 8], "chosen_sign": 0, "rejected_sign": 1, "preference": False}]
+    batch = CostCollator(pad_id=0)(rows)
+    first_tokens = batch["input_ids"][:, 0].tolist()  # right-padded: each row starts with its own first token
+    assert first_tokens == [1, 6, 3, 7]  # (2B, T): chosen 1, chosen 2, rejected 1, rejected 2
+    costs = torch.tensor([0.0, 0.0, 5.0, 5.0])  # the rejected rows cost more: a low preference loss
+    chosen, rejected = costs.chunk(2)
+    good = cost_loss(chosen, rejected, batch["chosen_sign"], batch["rejected_sign"], preference=batch["preference"])
+    swapped = cost_loss(rejected, chosen, batch["chosen_sign"], batch["rejected_sign"], preference=batch["preference"])
+    assert good < swapped and batch["preference"].tolist() == [True, False]

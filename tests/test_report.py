@@ -204,6 +204,9 @@ def test_a_safe_rlhf_run_whose_lambda_sat_at_zero_is_called_out():
 
     report["safe_rlhf_curves"] = {"safe_rlhf": [step(0.4, 0.0, -1.0), step(0.0, 0.0, -0.5), step(0.0, 0.0, -0.2)]}
     text = recommend(report)["text"]
+    # 70% vs 70% on 50 prompts: 2.80 · √(2 · 0.21 / 50) = 25.7 points is what this sample could detect
+    assert any("Safe RLHF against the same optimiser with λ=0" in line and
+               "at n=50 prompts a difference under 26 points is not reliably detected" in line for line in text)
     assert any(line.startswith("λ was 0 on 2 of 3 Safe RLHF steps") for line in text)
     assert ("Safe RLHF's λ went from 0.4 to 0 over 3 steps: the mean cost of the last sampled responses was above d "
             "on 0 steps (λ rose on 0) and at or below it on 3 (λ fell or stayed at 0 on 3).") in text

@@ -2,7 +2,7 @@
 
 Discriminative arms:
     bradley_terry(r_c, r_r)        = mean( -log σ(r_c - r_r) )                          (reward model)
-    cost_loss(c_c, c_r, s_c, s_r)  = mean( -log σ(c_r - c_c) )
+    cost_loss(c_c, c_r, s_c, s_r)  = mean_{preference pairs}( -log σ(c_r - c_c) )
                                      + w · mean_{labelled} ( -log σ(s · c) )          (Safe RLHF cost model)
     triplet(a, p, n, margin)       = mean( max(0, d(a, p) - d(a, n) + margin) ),  d = 1 - cos   (contrastive)
 
@@ -46,16 +46,20 @@ def bradley_terry(chosen_scores: torch.Tensor, rejected_scores: torch.Tensor) ->
 
 
 def cost_loss(chosen_costs: torch.Tensor, rejected_costs: torch.Tensor, chosen_signs: torch.Tensor,
-              rejected_signs: torch.Tensor, sign_weight: float = 1.0) -> torch.Tensor:
-    """Bradley–Terry on costs (rejected costs more) + the safety-sign term over labelled responses."""
-    preference = -F.logsigmoid(rejected_costs - chosen_costs).mean()
+              rejected_signs: torch.Tensor, sign_weight: float = 1.0,
+              preference: torch.Tensor | None = None) -> torch.Tensor:
+    """Bradley–Terry on costs (rejected costs more) over the pairs marked `preference` (all when None) + the
+    safety-sign term over every labelled response. Shapes (B,) x4, preference (B,) bool -> ()."""
+    chosen_pref = preference if preference is not None else torch.ones_like(chosen_costs, dtype=torch.bool)
+    terms = -F.logsigmoid(rejected_costs - chosen_costs)[chosen_pref]
+    total = terms.mean() if terms.numel() else chosen_costs.sum() * 0
     costs = torch.cat([chosen_costs, rejected_costs])  # (2B,)
     signs = torch.cat([chosen_signs, rejected_signs]).to(costs.dtype)  # (2B,) in {-1, 0, +1}
     labelled = signs != 0
     if not labelled.any():
-        return preference
+        return total
     sign_term = -F.logsigmoid(signs[labelled] * costs[labelled]).mean()
-    return preference + sign_weight * sign_term
+    return total + sign_weight * sign_term
 
 
 def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

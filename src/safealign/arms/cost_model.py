@@ -42,11 +42,17 @@ class CostModelConfig(ArmConfig):
         "help": "clean (default): the pairs whose rejected response is harmful (S1-S7), the harmlessness "
                 "preference, apart from the reward model's helpfulness pairs; all: every pair"})
     sign_weight: float = field(default=1.0, metadata={"help": "weight w of the safety-sign term"})
+    sign_pairs: int = field(default=500, metadata={
+        "help": "pairs of the rest of the train split (not train_on) whose labelled responses join the safety-sign "
+                "term only, so the cost model also sees harm-free (S8, safe) responses and C = 0 separates safe "
+                "from unsafe (Safe RLHF's d = 0 needs it); 0: none"})
 
 
-def cost_rows(tokenizer, pairs, cfg: ArmConfig) -> list[dict]:
-    """The reward model's encoded pairs, each with the safety signs of its two responses."""
-    return [row | {"chosen_sign": SIGN[labels["chosen_safety"]], "rejected_sign": SIGN[labels["rejected_safety"]]}
+def cost_rows(tokenizer, pairs, cfg: ArmConfig, preference: bool = True) -> list[dict]:
+    """The reward model's encoded pairs, each with the safety signs of its two responses and whether its
+    preference enters the loss (False: its responses feed the sign term only)."""
+    return [row | {"chosen_sign": SIGN[labels["chosen_safety"]], "rejected_sign": SIGN[labels["rejected_safety"]],
+                   "preference": preference}
             for row, (_, labels) in zip(preference_rows(tokenizer, pairs, cfg), pairs)]
 
 
@@ -60,7 +66,8 @@ class CostCollator:
         ids, mask = pad_batch([r["chosen_ids"] for r in rows] + [r["rejected_ids"] for r in rows], self.pad_id)
         return {"input_ids": ids, "attention_mask": mask,  # (2B, T): chosen rows first, then rejected
                 "chosen_sign": torch.tensor([r["chosen_sign"] for r in rows]),
-                "rejected_sign": torch.tensor([r["rejected_sign"] for r in rows])}
+                "rejected_sign": torch.tensor([r["rejected_sign"] for r in rows]),
+                "preference": torch.tensor([r.get("preference", True) for r in rows])}
 
 
 def _cost_trainer_class(sign_weight: float):
@@ -70,7 +77,8 @@ def _cost_trainer_class(sign_weight: float):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             costs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0]  # (2B,)
             chosen, rejected = costs.chunk(2)
-            loss = cost_loss(chosen, rejected, inputs["chosen_sign"], inputs["rejected_sign"], sign_weight)
+            loss = cost_loss(chosen, rejected, inputs["chosen_sign"], inputs["rejected_sign"], sign_weight,
+                             inputs["preference"])
             return (loss, {"costs": costs}) if return_outputs else loss
 
     return CostTrainer
@@ -89,7 +97,9 @@ def train(cfg: CostModelConfig) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     pairs = load_split(prepared, "train", cfg.train_on)[: cfg.max_train_pairs]
     write_pair_ids(run_dir, pairs)
-    dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg))
+    chosen_ids = {p.id for p, _ in pairs}
+    sign_only = [(p, labels) for p, labels in load_split(prepared, "train") if p.id not in chosen_ids][: cfg.sign_pairs]
+    dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg) + cost_rows(tokenizer, sign_only, cfg, False))
     set_seed(cfg.seed)
     model = load_scorer(folder, tokenizer)
     trainer = _cost_trainer_class(cfg.sign_weight)(
@@ -98,7 +108,8 @@ def train(cfg: CostModelConfig) -> Path:
     result = run_trainer(trainer, run_dir)
     signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
     finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
-        "train_pairs": len(dataset), "train_on": cfg.train_on, "prepared": str(prepared),
+        "train_pairs": len(pairs), "sign_only_pairs": len(sign_only), "train_on": cfg.train_on,
+        "prepared": str(prepared),
         "unsafe_labels": signs.count(1),
         "safe_labels": signs.count(-1), "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir

@@ -5,7 +5,7 @@ is harmful), K responses are sampled from the policy itself (temperature 1, no t
 whose log-probabilities are differentiated is the π that sampled) and scored by the run's reward model R
 (helpfulness) and cost model C (harmlessness). With R and C divided by their running standard deviations:
 
-    log λ ← min(log λ_max, log λ + η_λ (J_C − d) λ)              (PPO-Lag: SGD on −(J_C − d)·λ w.r.t. log λ)
+    log λ ← min(log λ_max, log λ + η_λ clip((J_C − d)/σ_C, ±5) λ)  (PPO-Lag: SGD on −(J_C − d)·λ w.r.t. log λ)
     s_i   = (R_i − λ C_i) / (1 + λ) − β_KL Σ_t log π/π_ref(y_i)   (Safe RLHF's scaled Lagrangian, sequence KL folded in)
     A_i   = s_i − mean_{j≠i} s_j                                  (leave-one-out baseline among the K samples)
     loss  = −mean_i A_i · log π(y_i|x)
@@ -254,12 +254,16 @@ def score(judges: dict, prompts: list[list[dict]], texts: list[str], k: int):
     return rewards, costs
 
 
-def next_log_lambda(log_lambda: float, window: list[float], d: float, cfg: SafeRLHFConfig) -> float:
-    """PPO-Lag's update of log λ from the window's mean episode cost, in the cost model's own units (as PPO-Lag:
-    the sign term makes them meaningful against d = 0). λ is kept as log λ, as PPO-Lag keeps it, so it never
-    reaches 0; the step, proportional to λ, shrinks as λ does."""
+VIOLATION_CLIP = 5.0  # cost std units: a near-constant cost (a tiny std) must not throw log λ to ±∞
+
+
+def next_log_lambda(log_lambda: float, window: list[float], d: float, cost_std: float, cfg: SafeRLHFConfig) -> float:
+    """PPO-Lag's update of log λ from the window's mean episode cost minus d, in cost std units (so that η_λ
+    means the same whatever the cost model's scale; PPO-Lag clamps its multiplier loss for the same reason),
+    clipped to ±VIOLATION_CLIP. λ is kept as log λ, as PPO-Lag keeps it, so it never reaches 0."""
     log_max = math.log(cfg.lambda_max) if cfg.lambda_max is not None else None
-    return losses.log_lambda_update(log_lambda, sum(window) / len(window), d, cfg.lambda_lr, log_max)
+    violation = max(-VIOLATION_CLIP, min(VIOLATION_CLIP, (sum(window) / len(window) - d) / cost_std))
+    return losses.log_lambda_update(log_lambda, violation, 0.0, cfg.lambda_lr, log_max)
 
 
 def advantages_of(rewards, costs, logp, ref_logp, mask, lam: float, moments: dict, cfg: SafeRLHFConfig):
@@ -286,7 +290,8 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], stat
     state["cost_window"] = (state["cost_window"] + costs.view(-1).tolist())[-cfg.cost_window:]
     lambda_prev = state["lambda"]
     if cfg.fixed_lambda is None:
-        state["log_lambda"] = next_log_lambda(state["log_lambda"], state["cost_window"], d, cfg)
+        state["log_lambda"] = next_log_lambda(state["log_lambda"], state["cost_window"], d,
+                                              moments_std(moments["cost"]), cfg)
         state["lambda"] = math.exp(state["log_lambda"])
     lam = state["lambda"]
     mask = batch["response_mask"]

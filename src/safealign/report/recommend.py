@@ -225,9 +225,14 @@ def _recommend_policy(report: dict, choice: dict) -> list[str]:
     if {"safe_rlhf", "reward_only_rlhf"} <= set(table):
         cost = _test_between(tests, "safe_rlhf", "reward_only_rlhf", metric=key)
         if cost:
+            n = metrics["safe_rlhf"][key]["n"]
+            mdd = minimum_detectable_difference(n, (table["safe_rlhf"][key] + table["reward_only_rlhf"][key]) / 2)
             lines.append(f"Safe RLHF against the same optimiser with λ=0: held-out harmful-response rate "
                          f"{_pct(table['safe_rlhf'][key])} vs {_pct(table['reward_only_rlhf'][key])} "
-                         f"({100 * cost['difference']:+.1f} points, p={cost['p_value']:.3g}).")
+                         f"({100 * cost['difference']:+.1f} points, p={cost['p_value']:.3g}, Holm "
+                         f"p={cost['p_holm']:.3g})" + ("." if cost["significant"] else
+                                                       f"; at n={n} prompts a difference under {100 * mdd:.0f} "
+                                                       f"points is not reliably detected."))
         curve = report.get("safe_rlhf_curves", {}).get("safe_rlhf") or []
         if curve:
             lines.append(lambda_dynamics(curve))

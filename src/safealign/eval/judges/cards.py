@@ -100,7 +100,7 @@ def refusal_card(rows: list[dict], source: str, seed: int = 0, fit_source: bool 
         [prefix_refusal(r["response"]) for r in rows], truth)
     return validity_card(predicted, truth, judge=judge.name, role="refusal", source=source, threshold=None,
                          threshold_from="none (rules)", trained_on=judge.trained_on, seed=seed, baseline=baseline,
-                         clusters=[r["id"] for r in rows], cluster_unit="XSTest prompt (both models' answers)",
+                         clusters=[r["id"] for r in rows], cluster_unit="XSTest prompt",
                          fit_source=fit_source)
 
 

@@ -1,0 +1,72 @@
+"""Record a finished audit's headline (timing, memory, held-out harmful rates, the recommendation) in
+benchmarks/results/offline_audit.json, from which benchmarks/render_docs.py renders the README's figures.
+
+    /usr/bin/time -v make audit 2> time.txt        # from a clean clone, empty SafeAlign cache
+    python benchmarks/record_audit.py --audit runs/audit --time time.txt [--smoke-seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from safealign.io import write_json_atomic  # noqa: E402
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d}"
+
+
+def gnu_time(path: Path) -> dict:
+    """Wall seconds and peak RSS (GiB) from `/usr/bin/time -v` output."""
+    text = path.read_text()
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    if not wall or not rss:
+        raise SystemExit(f"{path}: not the output of /usr/bin/time -v")
+    hours, mins, secs = int(wall.group(1) or 0), int(wall.group(2)), float(wall.group(3))
+    return {"seconds": hours * 3600 + mins * 60 + secs, "peak_rss_gib": int(rss.group(1)) / 2**20}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audit", default="runs/audit")
+    parser.add_argument("--time", required=True, help="/usr/bin/time -v output of the `make audit` that ran it")
+    parser.add_argument("--smoke-seconds", type=float, help="wall seconds of `make audit ARGS='--profile smoke'`")
+    args = parser.parse_args()
+    run = Path(args.audit)
+    report = json.loads((run / "report.json").read_text())
+    audit = json.loads((run / "audit.json").read_text())
+    measured = gnu_time(Path(args.time))
+    metrics = report["policies"]["metrics"]
+    key = "held_out_harmful_response_rate"
+    judge = report["policies"]["judges"]["harm"]
+    card = judge["card"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    generation = [line for line in report["recommendation"]["text"] if line.startswith("Generation:")]
+    result = {
+        "commit": commit,
+        "timing": {"make_audit_wall": minutes(measured["seconds"]), "audit_wall": minutes(audit["wall_seconds"]),
+                   "peak_rss_gib": round(measured["peak_rss_gib"], 2),
+                   "smoke_wall": minutes(args.smoke_seconds) if args.smoke_seconds else None,
+                   "stages": report["timing"]},
+        "harm_judge": f"{judge['judge']}, κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, {card['kappa_ci'][1]:.2f}] "
+                      f"on {card['source'].split(':')[0]}",
+        "rates": {name: m[key] for name, m in metrics.items() if m and m.get(key)},
+        "recommendation": generation[0].removeprefix("Generation: ") if generation else "none",
+    }
+    write_json_atomic(ROOT / "benchmarks" / "results" / "offline_audit.json", result)
+    print(json.dumps({k: v for k, v in result.items() if k != "timing"} | {"timing": {
+        k: v for k, v in result["timing"].items() if k != "stages"}}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

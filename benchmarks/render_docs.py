@@ -1,0 +1,107 @@
+"""Render every figure in the README and docs/ from the files that hold it (benchmarks/results/*.json).
+
+    python benchmarks/render_docs.py          # rewrite the generated blocks
+    python benchmarks/render_docs.py --check  # exit 1 when a page disagrees with its results file (a test runs this)
+
+A generated block sits between `<!-- render: NAME -->` and `<!-- /render -->` in a page; RENDERERS says which
+function writes it from which results file. Nothing between the markers is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BLOCK = re.compile(r"(<!-- render: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /render -->)", re.DOTALL)
+
+
+def _pct(rate: dict | None) -> str:
+    if not rate:
+        return "–"
+    return f"{100 * rate['value']:.1f}% [{100 * rate['low']:.1f}, {100 * rate['high']:.1f}]"
+
+
+def _kappa(card: dict) -> str:
+    return f"{card['kappa']:.3f} [{card['kappa_ci'][0]:.3f}, {card['kappa_ci'][1]:.3f}]"
+
+
+def judge_table(results: dict) -> str:
+    """The judges' cards: on their own source's held-out clusters and on other sources, with the baselines."""
+    cards = results["cards"]
+    rows = ["| role | judge | human labels (clusters) | own source? | agreement | κ [95% CI, clustered] | "
+            "baseline on the same rows |", "|---|---|---|---|---|---|---|"]
+    others = {"harm": results.get("harm_cross_source", []),
+              "refusal": list(results.get("refusal_per_model_held_out", {}).values()),
+              "helpfulness": cards["helpfulness"].get("cross_source", [])}
+    for role in ("refusal", "harm", "helpfulness"):
+        for card in [cards[role]] + others[role]:
+            base = card.get("baseline") or {}
+            rows.append(f"| {role} | {card['judge']} | {card['source']} (n={card['n']}; clusters: {card['clusters']} "
+                        f"× {card['cluster_unit']}) | {'yes' if card['fit_source'] else 'no'} | "
+                        f"{100 * card['accuracy']['value']:.1f}% | {_kappa(card)} | "
+                        + (f"{base['judge']}: {100 * base['accuracy']['value']:.1f}%, κ {base['kappa']:.3f}"
+                           if base else "–") + " |")
+    absolute = cards["helpfulness"].get("absolute")
+    if absolute:
+        rows.append(f"| helpfulness (absolute cut, for HpR) | {absolute['judge']} | {absolute['source']} "
+                    f"(n={absolute['n']}) | yes | {100 * absolute['accuracy']['value']:.1f}% | {_kappa(absolute)} | "
+                    f"{'valid' if absolute['valid'] else 'below the floor: HpR and CAS stay out of the verdict'} |")
+    return "\n".join(rows) + f"\n\nMeasured by `python benchmarks/validate_judges.py` at commit {results['commit']}.\n"
+
+
+def audit_headline(results: dict) -> str:
+    """The default audit's wall time, memory and verdict, as measured from a clean clone."""
+    t, rates = results["timing"], results["rates"]
+    lines = [f"On this 2-core machine a first `make audit` from a clean clone with an empty cache took "
+             f"{t['make_audit_wall']} ({t['audit_wall']} for the audit itself), peak memory {t['peak_rss_gib']:.1f} GiB "
+             f"(commit {results['commit']}); the smoke profile takes {t.get('smoke_wall', '–')}. Held-out harmful "
+             f"responses (harm judge {results['harm_judge']}, n={rates['base']['n']}):"]
+    lines.append(", ".join(f"{name} {_pct(rate)}" for name, rate in rates.items()) + ".")
+    lines.append(f"Recommendation: {results['recommendation']}")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {  # block name -> (results file, function)
+    "judge-table": ("judges.json", judge_table),
+    "audit-headline": ("offline_audit.json", audit_headline),
+}
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def render(text: str) -> str:
+    def block(match):
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"unknown generated block '{name}' (known: {', '.join(RENDERERS)})")
+        file, function = RENDERERS[name]
+        results = json.loads((RESULTS / file).read_text())
+        return match.group(1) + function(results) + match.group(4)
+    return BLOCK.sub(block, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail when a page disagrees with its results file")
+    args = parser.parse_args(argv)
+    stale = []
+    for page in PAGES:
+        text = page.read_text()
+        rendered = render(text)
+        if rendered != text:
+            stale.append(page.relative_to(ROOT))
+            if not args.check:
+                page.write_text(rendered)
+    if args.check and stale:
+        print("out of date with benchmarks/results/ (run python benchmarks/render_docs.py): "
+              + ", ".join(map(str, stale)), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
