@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.safealign-installed
 ARGS ?=
 
-.PHONY: install audit test test-fast bench chromium
+.PHONY: install audit test test-fast bench chromium lint
 
 install: $(STAMP)
 
@@ -22,8 +22,12 @@ $(STAMP): pyproject.toml
 audit: $(STAMP)
 	HF_HUB_OFFLINE=1 $(VENV)/bin/safealign audit $(ARGS)
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+# ruff (pyflakes and import order; pyproject.toml [tool.ruff]) over the package, the tests and the benchmarks.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 
 # The report tests render report.html in headless Chromium (Debian's package). Installed when missing and
 # root; otherwise those tests are skipped (outside CI) with a note.

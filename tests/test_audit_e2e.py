@@ -41,13 +41,18 @@ def test_smoke_audit_end_to_end_offline(smoke_reference, capsys):
     assert policies["table"]["base"]["gain_over_base"]["combined_alignment_score"] == 0.0
     assert set(policies["ranking"]["strengths"]) == set(policies["table"]) and "Bradley–Terry strength" in text
     cards = json.loads((out / "judges" / "judges.json").read_text())["cards"]
-    assert cards["harm"]["n"] == 1540 and cards["refusal"]["n"] == 450 and cards["helpfulness"]["n"] == 100
+    assert cards["harm"]["n"] == 1540 and cards["refusal"]["n"] == 450 and cards["helpfulness"]["n"] == 894
+    assert cards["helpfulness"]["absolute"]["n"] == 100 and cards["harm"]["cross_source"][0]["n"] == 4000
+    assert all(policies["table"][n]["helpfulness_win_rate_vs_base"]["n"] > 0 for n in policies["table"] if n != "base")
     assert policies["judges"]["harm"]["judge"] == "gptfuzz-minilm" and not policies["judges"]["harm"]["training_signal"]
     lambdas = [json.loads(l)["lambda"] for l in (out / "reward_only_rlhf" / "train_log.jsonl").read_text().splitlines()]
     assert lambdas and set(lambdas) == {0.0}
     report = json.loads((out / "report.json").read_text())
     assert report["failures"] == {} and len(report["recommendation"]["text"]) >= 4
-    assert {"detectors", "curation_ablation", "policies"} == set(report["significance"])
+    assert {"detectors", "curation_ablation", "policies", "policy_pairs"} == set(report["significance"])
+    assert report["reward_cost_correlation"]["test_responses"]["n"] > 0  # how far R and C are one signal
+    harmful = report["policies"]["metrics"]["base"]["held_out_harmful_response_rate"]
+    assert harmful["corrected"]["n"] == harmful["n"]  # every judged rate carries its correction
     assert all(0 <= t["p_value"] <= t["p_holm"] <= 1 for tests in report["significance"].values() for t in tests)
     assert set(report["safe_rlhf_curves"]) == {"safe_rlhf", "reward_only_rlhf"}
     assert report["timing"]["wall_seconds"] > 0 and "train_reward_model" in report["timing"]["stages"]
