@@ -197,3 +197,20 @@ def test_bad_pandalm_rows_are_one_clear_error(tmp_path):
         read_pandalm(path)
     path.write_text(json.dumps([good, good | {"annotator1": 2, "annotator2": 2}, good | {"annotator2": 2}]))
     assert [r["preferred"] for r in read_pandalm(path)] == ["a", "b", None]
+
+
+def test_bad_pku_rows_are_one_clear_error(tmp_path):
+    from safealign.eval.judges.labels import read_pku_saferlhf_mini
+
+    path = tmp_path / "pku.csv"
+    path.write_text("question,answer,label\nq,a,1\nq,b,unsafe\n")
+    with pytest.raises(BadInputError, match=r"pku.csv.*3.*label must be 0 or 1, got 'unsafe'"):
+        read_pku_saferlhf_mini(path)
+    path.write_text("question,answer,label\nq,,0\n")
+    with pytest.raises(BadInputError, match=r"pku.csv.*2.*empty response"):
+        read_pku_saferlhf_mini(path)
+    path.write_text("question,label\nq,0\n")
+    with pytest.raises(BadInputError, match="missing column 'answer'"):
+        read_pku_saferlhf_mini(path)
+    path.write_text("question,answer,label\nq,a,1\n")
+    assert read_pku_saferlhf_mini(path) == [{"question": "q", "response": "a", "harmful": True}]

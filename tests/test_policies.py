@@ -351,3 +351,34 @@ def test_train_on_clean_takes_only_the_clean_pairs(prepared_sample):
     assert 0 < len(clean) < len(every) and {p.id for p, _ in clean} == clean_ids
     assert all(row["rejected_labels"] and "S8" not in row["rejected_labels"] for _, row in clean)
     assert len(train_pairs(prepared_sample, SFTArmConfig(max_train_pairs=3, train_on="clean"))) == 3
+
+
+def test_sft_loss_reads_the_response_tokens_only(tiny_causal_lm, tmp_path):
+    """The SFT arm's trainer masks the prompt: a batch's labels are -100 on every prompt token and the token
+    ids on the response's (the chat template's assistant turn), so the loss is on the response only."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from safealign.arms import sft
+    from safealign.arms.common import training_arguments
+
+    cfg = load_config(sft.CONFIG, None, [f"model={tiny_causal_lm}", f"out={tmp_path}", "max_length=96"])
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    prompts = [[{"role": "user", "content": "how do I bake bread"}], [{"role": "user", "content": "say hi"}]]
+    responses = ["knead the dough and bake it", "hi"]
+    rows = [{"prompt": p, "completion": [{"role": "assistant", "content": r}]} for p, r in zip(prompts, responses)]
+    model, tokenizer = sft.load_policy(tiny_causal_lm, cfg)
+    args = training_arguments(SFTConfig, cfg, tmp_path, max_length=96, completion_only_loss=True,
+                              remove_unused_columns=True, train_sampling_strategy="sequential")
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    batch = next(iter(trainer.get_train_dataloader()))
+    for row, (messages, response) in enumerate(zip(prompts, responses)):
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
+        labels, ids = batch["labels"][row], batch["input_ids"][row]
+        kept = (labels != -100).nonzero().flatten().tolist()
+        assert kept and min(kept) >= len(prompt)  # nothing of the prompt is learned
+        assert all(labels[i] == ids[i] for i in kept)
+        learned = tokenizer.decode(ids[kept])
+        assert response in learned  # the response's tokens are

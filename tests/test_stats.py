@@ -157,3 +157,11 @@ def test_minimum_detectable_difference_worked_by_hand():
 
     # (1.96 + 0.8416) · sqrt(2 · 0.25 / 100) = 2.8016 · 0.07071
     assert minimum_detectable_difference(100, 0.5) == pytest.approx(0.19810, abs=1e-4)
+
+
+def test_minimum_detectable_difference_of_one_rate_against_a_fixed_value():
+    from safealign.eval.stats import minimum_detectable_difference
+
+    # a win rate against 50% on 50 prompts: 2.8016 · sqrt(0.25 / 50) = 0.1981
+    assert minimum_detectable_difference(50, 0.5, samples=1) == pytest.approx(0.19810, abs=1e-4)
+    assert minimum_detectable_difference(0, 0.5) == float("inf")

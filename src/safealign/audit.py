@@ -404,7 +404,7 @@ def helpfulness_win_rate(policy_rows: list[dict], base_rows: list[dict], seed: i
     test = paired_bootstrap(wins, [0.5] * len(wins), seed=seed)
     return {"value": round(sum(wins) / len(wins), 4), "low": round(0.5 + test["low"], 4),
             "high": round(0.5 + test["high"], 4), "n": len(wins), "p_value": test["p_value"],
-            "minimum_detectable_difference": round(minimum_detectable_difference(len(wins), 0.5), 4)}
+            "minimum_detectable_difference": round(minimum_detectable_difference(len(wins), 0.5, samples=1), 4)}
 
 
 def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:

@@ -151,12 +151,13 @@ def corrected_rate(positives: int, n: int, card: dict, resamples: int = 4000, se
             "unbounded": False, "n": n, "sensitivity": round(sens, 4), "specificity": round(spec, 4)}
 
 
-def minimum_detectable_difference(n: int, p: float, power_z: float = 0.8416212335729143) -> float:
-    """The smallest difference of two rates near p, each on n paired items, that a two-sided 5% test detects
-    with 80% power: (z_0.975 + z_0.8) · sqrt(2 p (1 − p) / n) (independent samples: conservative for paired)."""
+def minimum_detectable_difference(n: int, p: float, samples: int = 2, power_z: float = 0.8416212335729143) -> float:
+    """The smallest difference a two-sided 5% test detects with 80% power on n items near rate p:
+    (z_0.975 + z_0.8) · sqrt(samples · p (1 − p) / n). samples = 2: two rates compared (independent samples:
+    conservative for paired ones); samples = 1: one rate against a fixed value (a win rate against 50%)."""
     if n <= 0:
         return float("inf")
-    return (Z95 + power_z) * math.sqrt(2 * max(p * (1 - p), 1e-9) / n)
+    return (Z95 + power_z) * math.sqrt(samples * max(p * (1 - p), 1e-9) / n)
 
 
 def holm(p_values: list[float]) -> list[float]:
