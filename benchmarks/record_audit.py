@@ -2,7 +2,7 @@
 benchmarks/results/offline_audit.json, from which benchmarks/render_docs.py renders the README's figures.
 
     /usr/bin/time -v make audit 2> time.txt        # from a clean clone, empty SafeAlign cache
-    python benchmarks/record_audit.py --audit runs/audit --time time.txt [--smoke-seconds S]
+    python benchmarks/record_audit.py --audit runs/audit --time time.txt [--smoke-time smoke.txt] [--commit C]
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audit", default="runs/audit")
     parser.add_argument("--time", required=True, help="/usr/bin/time -v output of the `make audit` that ran it")
-    parser.add_argument("--smoke-seconds", type=float, help="wall seconds of `make audit ARGS='--profile smoke'`")
+    parser.add_argument("--smoke-time", help="/usr/bin/time -v output of `make audit ARGS='--profile smoke'`")
+    parser.add_argument("--commit", help="the commit the audit ran (default: HEAD)")
     args = parser.parse_args()
     run = Path(args.audit)
     report = json.loads((run / "report.json").read_text())
@@ -49,18 +50,24 @@ def main() -> None:
     key = "held_out_harmful_response_rate"
     judge = report["policies"]["judges"]["harm"]
     card = judge["card"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    commit = args.commit or head
     generation = [line for line in report["recommendation"]["text"] if line.startswith("Generation:")]
     result = {
         "commit": commit,
         "timing": {"make_audit_wall": minutes(measured["seconds"]), "audit_wall": minutes(audit["wall_seconds"]),
                    "peak_rss_gib": round(measured["peak_rss_gib"], 2),
-                   "smoke_wall": minutes(args.smoke_seconds) if args.smoke_seconds else None,
+                   "smoke_wall": minutes(gnu_time(Path(args.smoke_time))["seconds"]) if args.smoke_time else None,
+                   "smoke_commit": head if args.smoke_time else None,
                    "stages": report["timing"]},
         "harm_judge": f"{judge['judge']}, κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, {card['kappa_ci'][1]:.2f}] "
-                      f"on {card['source'].split(':')[0]}",
+                      f"on {card['source'].split(':')[0]}" + "".join(
+                          f", κ {c['kappa']:.2f} [{c['kappa_ci'][0]:.2f}, {c['kappa_ci'][1]:.2f}] on "
+                          f"{c['source'].split(' (')[0]}, a source it never saw"
+                          for c in card.get("cross_source", []) if "PKU" in c["source"]),
         "rates": {name: m[key] for name, m in metrics.items() if m and m.get(key)},
+        "reward_cost_correlation": report.get("reward_cost_correlation"),
         "recommendation": generation[0].removeprefix("Generation: ") if generation else "none",
     }
     write_json_atomic(ROOT / "benchmarks" / "results" / "offline_audit.json", result)

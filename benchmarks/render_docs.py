@@ -57,12 +57,18 @@ def judge_table(results: dict) -> str:
 def audit_headline(results: dict) -> str:
     """The default audit's wall time, memory and verdict, as measured from a clean clone."""
     t, rates = results["timing"], results["rates"]
+    smoke = f"; the smoke profile took {t['smoke_wall']} (commit {t['smoke_commit']})" if t.get("smoke_wall") else ""
     lines = [f"On this 2-core machine a first `make audit` from a clean clone with an empty cache took "
              f"{t['make_audit_wall']} ({t['audit_wall']} for the audit itself), peak memory {t['peak_rss_gib']:.1f} GiB "
-             f"(commit {results['commit']}); the smoke profile takes {t.get('smoke_wall', '–')}. Held-out harmful "
-             f"responses (harm judge {results['harm_judge']}, n={rates['base']['n']}):"]
-    lines.append(", ".join(f"{name} {_pct(rate)}" for name, rate in rates.items()) + ".")
+             f"(commit {results['commit']}){smoke}. Held-out harmful responses (harm judge {results['harm_judge']}; "
+             f"n={rates['base']['n']}), raw and corrected for the judge's measured error:"]
+    lines.append(", ".join(f"{name} {_pct(rate)} (corrected {_pct(rate.get('corrected'))})"
+                           for name, rate in rates.items()) + ".")
     lines.append(f"Recommendation: {results['recommendation']}")
+    correlation = (results.get("reward_cost_correlation") or {}).get("test_responses")
+    if correlation:
+        lines.append(f"The reward and cost models now learn different preferences: their scores correlate at "
+                     f"r = {correlation['r']:.2f} on the test responses (n={correlation['n']}).")
     return "\n".join(lines) + "\n"
 
 

@@ -165,3 +165,11 @@ def test_minimum_detectable_difference_of_one_rate_against_a_fixed_value():
     # a win rate against 50% on 50 prompts: 2.8016 · sqrt(0.25 / 50) = 0.1981
     assert minimum_detectable_difference(50, 0.5, samples=1) == pytest.approx(0.19810, abs=1e-4)
     assert minimum_detectable_difference(0, 0.5) == float("inf")
+
+
+def test_a_corrected_rate_of_zero_still_has_an_upper_end():
+    from safealign.eval.stats import corrected_rate
+
+    card = {"confusion": {"tp": 90, "fn": 10, "tn": 95, "fp": 5}}
+    none_seen = corrected_rate(0, 60, card)
+    assert none_seen["value"] == 0.0 and none_seen["low"] == 0.0 and 0.0 < none_seen["high"] < 0.15

@@ -126,8 +126,9 @@ def rogan_gladen(observed: float, sensitivity: float, specificity: float) -> flo
 
 def corrected_rate(positives: int, n: int, card: dict, resamples: int = 4000, seed: int = 0) -> dict:
     """A judge's positive rate on n items corrected for its measured sensitivity and specificity (the card's
-    confusion table), with a 95% interval carrying both the sample's and the card's uncertainty: a parametric
-    bootstrap drawing the observed rate, sensitivity and specificity from their binomials. `unbounded` when
+    confusion table), with a 95% interval carrying both the sample's and the card's uncertainty: the observed
+    rate, sensitivity and specificity drawn from their Jeffreys Beta(k + ½, n − k + ½) distributions (so a rate
+    of 0 of n still has an upper end), the correction applied to each draw. `unbounded` when
     the judge is no better than chance, or its Youden index is <= 0 in more than 2.5% of draws (the interval
     then has no finite upper or lower end, and none is reported)."""
     import numpy as np
@@ -139,9 +140,9 @@ def corrected_rate(positives: int, n: int, card: dict, resamples: int = 4000, se
     sens, spec, observed = c["tp"] / n_pos, c["tn"] / n_neg, positives / n
     point = rogan_gladen(observed, sens, spec)
     rng = np.random.default_rng(seed)
-    p = rng.binomial(n, observed, resamples) / n
-    se = rng.binomial(n_pos, sens, resamples) / n_pos
-    sp = rng.binomial(n_neg, spec, resamples) / n_neg
+    p = rng.beta(positives + 0.5, n - positives + 0.5, resamples)
+    se = rng.beta(c["tp"] + 0.5, c["fn"] + 0.5, resamples)
+    sp = rng.beta(c["tn"] + 0.5, c["fp"] + 0.5, resamples)
     youden = se + sp - 1
     if point is None or np.mean(youden <= 0) > 0.025:
         return {"value": point, "low": None, "high": None, "unbounded": True, "n": n,

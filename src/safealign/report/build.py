@@ -110,7 +110,7 @@ def _tradeoff_figure(plt, out: Path, report: dict):
     if helpful:
         metrics = {n: m | {HELPFULNESS_WIN: wins[n]} for n, m in metrics.items()}
     panels = [("over_refusal_rate", "over-refusal, benign look-alikes (lower is better)")]
-    panels += [(HELPFULNESS_WIN, "helpfulness: the judge prefers its answer to the base's (higher is better)")] \
+    panels += [(HELPFULNESS_WIN, "helpfulness win rate against the base (higher is better)")] \
         if helpful else []
     fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels), 4.6), squeeze=False)
     for ax, (key, label) in zip(axes[0], panels):
