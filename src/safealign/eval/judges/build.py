@@ -49,17 +49,23 @@ def harm_fit_key(encoder: str = "minilm", seed: int = 0) -> dict:
             "encoder": {f.name: sha256_file(f) for f in sorted(folder.glob("*.safetensors"))}}
 
 
-def shipped_harm_judge(encoder: str = "minilm", seed: int = 0) -> tuple | None:
-    """(judge, card) shipped in the package, when they were fitted with this key; else None (fit afresh). The card
-    carries the cross-source cards measured on the same fit (validation data that may not ship: only numbers)."""
-    path = embedded(*SHIPPED_HARM_CARD)
+def shipped_fit(card_file: tuple, key: dict) -> dict | None:
+    """The shipped card file (fit key, card, cross-source cards) when it was made under `key`; else None."""
+    path = embedded(*card_file)
     if not path.is_file():
         return None
     shipped = json.loads(path.read_text())
-    if shipped["key"] != harm_fit_key(encoder, seed):
+    return shipped if shipped["key"] == key else None
+
+
+def shipped_harm_judge(encoder: str = "minilm", seed: int = 0) -> tuple | None:
+    """(judge, card) shipped in the package, when they were fitted with this key; else None (fit afresh). The card
+    carries the cross-source cards measured on the same fit (validation data that may not ship: only numbers)."""
+    shipped = shipped_fit(SHIPPED_HARM_CARD, harm_fit_key(encoder, seed))
+    if shipped is None:
         return None
-    cross = shipped.get("cross_source", [])
-    return HarmEmbeddingJudge.load(path.parent), shipped["card"] | {"cross_source": cross}
+    folder = embedded(*SHIPPED_HARM_CARD).parent
+    return HarmEmbeddingJudge.load(folder), shipped["card"] | {"cross_source": shipped.get("cross_source", [])}
 
 
 def fit_harm_judge(encoder: str = "minilm", seed: int = 0, every: int = 1, log=print) -> tuple:
@@ -142,13 +148,10 @@ def helpfulness_fit_key(encoder: str = "minilm", seed: int = 0) -> dict:
 
 
 def shipped_helpfulness_judge(encoder: str = "minilm", seed: int = 0) -> tuple | None:
-    path = embedded(*SHIPPED_HELPFULNESS_CARD)
-    if not path.is_file():
+    shipped = shipped_fit(SHIPPED_HELPFULNESS_CARD, helpfulness_fit_key(encoder, seed))
+    if shipped is None:
         return None
-    shipped = json.loads(path.read_text())
-    if shipped["key"] != helpfulness_fit_key(encoder, seed):
-        return None
-    return HelpfulnessJudge.load(path.parent), shipped["card"]
+    return HelpfulnessJudge.load(embedded(*SHIPPED_HELPFULNESS_CARD).parent), shipped["card"]
 
 
 def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = None, encoder: str = "minilm",

@@ -43,13 +43,18 @@ def _csv_rows(path: Path, required: tuple[str, ...]):
 
 def read_gptfuzz(path: str | Path) -> list[dict]:
     """GPTFuzz's labelled responses: [{question, response, harmful}]; a bad row is one clear error."""
+    return _harm_rows(path, "question", "Response")
+
+
+def _harm_rows(path: str | Path, question: str, response: str) -> list[dict]:
+    """[{question, response, harmful}] from a CSV with a 0/1 `label` (1 = harmful); a bad row is one clear error."""
     rows = []
-    for line, row in _csv_rows(Path(path), ("question", "Response", "label")):
+    for line, row in _csv_rows(Path(path), (question, response, "label")):
         if row["label"] not in ("0", "1"):
             raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
-        if not (row["Response"] or "").strip():
+        if not (row[response] or "").strip():
             raise BadInputError(path, line, "empty response")
-        rows.append({"question": row["question"], "response": row["Response"], "harmful": row["label"] == "1"})
+        rows.append({"question": row[question], "response": row[response], "harmful": row["label"] == "1"})
     if not rows:
         raise BadInputError(path, None, "no rows")
     return rows
@@ -87,16 +92,7 @@ def xstest_held_out(row: dict) -> bool:
 def read_pku_saferlhf_mini(path: str | Path) -> list[dict]:
     """PKU-SafeRLHF's safety labels of Alpaca-7B answers (JailbreakEval's 4,000-row sample): [{question, response,
     harmful}]. CC-BY-NC: validation only, never shipped or trained on."""
-    rows = []
-    for line, row in _csv_rows(Path(path), ("question", "answer", "label")):
-        if row["label"] not in ("0", "1"):
-            raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
-        if not (row["answer"] or "").strip():
-            raise BadInputError(path, line, "empty response")
-        rows.append({"question": row["question"], "response": row["answer"], "harmful": row["label"] == "1"})
-    if not rows:
-        raise BadInputError(path, None, "no rows")
-    return rows
+    return _harm_rows(path, "question", "answer")
 
 
 PANDALM_VOTES = {0: None, 1: "a", 2: "b"}
