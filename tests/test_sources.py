@@ -118,3 +118,28 @@ def test_human_flags_become_the_safety_labels_the_clean_split_the_classifier_and
     tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
     both_safe = next(pl for pl in every if pl[0].meta["rejected_safe"])
     assert [c["labels"] for c in cases(tokenizer, [both_unsafe, both_safe], ClassifierConfig(), False)] == [1, 1, 0, 0]
+
+
+def test_pku_saferlhf_trains_the_reward_model_on_better_and_the_cost_model_on_safer(write_jsonl, tmp_path, capsys):
+    """Safe RLHF's own data, no further settings: the reward model learns from every pair oriented by people's
+    better_response_id, the cost model from the safer-oriented pairs whose less safe response is unsafe."""
+    from safealign.arms.common import load_split
+    from safealign.arms.reward_model import HUMAN_HELPFULNESS, RewardModelConfig, helpfulness_pairs
+    from safealign.cli import main
+
+    rows = [_pku(i, *[(False, True, 0, 1), (True, True, 1, 0), (False, False, 0, 1)][i % 3]) for i in range(60)]
+    path = write_jsonl(rows, "pku.jsonl")
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", "--source", str(path), "schema=pku_saferlhf", "--out", str(out)]) == 0
+    assert main(["data", "label", "--source", str(out)]) == 0
+    capsys.readouterr()
+    by_prompt = {r["prompt"]: r for r in rows}
+    pairs, what = helpfulness_pairs(out, RewardModelConfig())
+    assert what == HUMAN_HELPFULNESS and len(pairs) == len(load_split(out, "train"))  # every pair, not only benign
+    for pair, _ in pairs:
+        row = by_prompt[pair.context[-1]["content"]]
+        assert pair.chosen == row[f"response_{row['better_response_id']}"]  # the better response is chosen
+        assert pair.rejected == row[f"response_{1 - row['better_response_id']}"]
+    for pair, _ in load_split(out, "train", "clean"):  # the cost model's pairs: safer chosen, rejected unsafe
+        row = by_prompt[pair.context[-1]["content"]]
+        assert pair.chosen == row[f"response_{row['safer_response_id']}"] and not pair.meta["rejected_safe"]

@@ -28,7 +28,7 @@ from safealign.arms.common import (
     training_arguments,
     write_pair_ids,
 )
-from safealign.arms.reward_model import load_scorer, preference_rows
+from safealign.arms.reward_model import load_scorer, preference_rows, swapped
 from safealign.losses import cost_loss
 from safealign.models import resolve, tokenizer_options
 
@@ -95,7 +95,8 @@ def train(cfg: CostModelConfig) -> Path:
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     folder = resolve(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
-    pairs = load_split(prepared, "train", cfg.train_on)[: cfg.max_train_pairs]
+    pairs = [(pair if pair.meta.get("chosen_is_safer", True) else swapped(pair), labels)  # people's safer label
+             for pair, labels in load_split(prepared, "train", cfg.train_on)][: cfg.max_train_pairs]
     write_pair_ids(run_dir, pairs)
     chosen_ids = {p.id for p, _ in pairs}
     sign_only = [(p, labels) for p, labels in load_split(prepared, "train") if p.id not in chosen_ids][: cfg.sign_pairs]

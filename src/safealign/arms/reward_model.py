@@ -8,7 +8,7 @@ pre-tokenised, so trl neither re-tokenises nor drops long pairs; batches are gro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +25,7 @@ from safealign.arms.common import (
     training_arguments,
     write_pair_ids,
 )
+from safealign.data.hh_rlhf import Pair
 from safealign.models import load_options, resolve, tokenizer_options
 
 ARM = "reward_model"
@@ -37,6 +38,30 @@ class RewardModelConfig(ArmConfig):
                 "as Safe RLHF's reward model learns helpfulness apart from harmlessness; all: every pair"})
     center_rewards_coefficient: float | None = field(default=None, metadata={
         "help": "weight of trl's mean-squared-reward penalty that centres rewards on 0 (None: off)"})
+
+
+HUMAN_HELPFULNESS = "people's helpfulness label (the source's better response chosen, every pair)"
+
+
+def helpfulness_pairs(prepared: Path, cfg: RewardModelConfig) -> tuple[list, str]:
+    """(the (pair, labels) rows the reward model learns from, what they are). A source whose pairs carry people's
+    helpfulness label (PKU-SafeRLHF's better_response_id, read into meta['chosen_is_better']) gives every train
+    pair, oriented so that the better response is chosen, whatever preference the data was prepared with: Safe
+    RLHF's own reward data. Otherwise the taxonomy's reading: `train_on` (benign: the rejected response is
+    harm-free, so it was rejected for helpfulness)."""
+    every = load_split(prepared, "train")
+    if every and all("chosen_is_better" in pair.meta for pair, _ in every):
+        return [(pair if pair.meta["chosen_is_better"] else swapped(pair), labels) for pair, labels in every], \
+            HUMAN_HELPFULNESS
+    return load_split(prepared, "train", cfg.train_on), cfg.train_on
+
+
+def swapped(pair: Pair) -> Pair:
+    """The same pair with chosen and rejected exchanged (and the per-side flags that travel with them)."""
+    flip = {"chosen_safe": "rejected_safe", "rejected_safe": "chosen_safe"}
+    meta = {flip.get(k, k): v for k, v in pair.meta.items()}
+    meta |= {k: not pair.meta[k] for k in ("chosen_is_better", "chosen_is_safer") if k in pair.meta}
+    return replace(pair, chosen=pair.rejected, rejected=pair.chosen, meta=meta)
 
 
 def preference_rows(tokenizer, pairs, cfg: ArmConfig) -> list[dict]:
@@ -60,7 +85,8 @@ def train(cfg: RewardModelConfig) -> Path:
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     folder = resolve(cfg.model)
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
-    pairs = load_split(prepared, "train", cfg.train_on)[: cfg.max_train_pairs]
+    pairs, trained_on = helpfulness_pairs(prepared, cfg)
+    pairs = pairs[: cfg.max_train_pairs]
     write_pair_ids(run_dir, pairs)
     dataset = Dataset.from_list(preference_rows(tokenizer, pairs, cfg))
     set_seed(cfg.seed)  # the new score head is drawn from this seed
@@ -70,7 +96,7 @@ def train(cfg: RewardModelConfig) -> Path:
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     result = run_trainer(trainer, run_dir)
     finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
-        "train_pairs": len(dataset), "train_on": cfg.train_on, "prepared": str(prepared),
+        "train_pairs": len(dataset), "train_on": trained_on, "prepared": str(prepared),
         "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 
