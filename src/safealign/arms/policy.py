@@ -57,7 +57,6 @@ def load_policy(name_or_folder: str, cfg: PolicyConfig):
     """(model, tokenizer) of a policy, LoRA-wrapped when cfg.lora; a pad token is set if missing."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
     folder = resolve(name_or_folder)
     tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_options())
     if tokenizer.pad_token is None:
@@ -94,7 +93,6 @@ def merge_adapter(cfg: PolicyConfig):
     def merge(adapter_dir, folder):
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
-
 
         base = AutoModelForCausalLM.from_pretrained(resolve(cfg.model), **load_options())
         model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()

@@ -247,7 +247,6 @@ def score(judges: dict, prompts: list[list[dict]], texts: list[str], k: int):
     """Raw reward and cost of every sample, shaped (B, K)."""
     import torch
 
-
     as_prompts = [Prompt(f"rl-{i}", "red_team", tuple(m), "train") for m in prompts for i in range(k)]
     rewards = torch.tensor(judges["reward"].score(as_prompts, texts), dtype=torch.float32).view(-1, k)
     costs = torch.tensor(judges["cost"].score(as_prompts, texts), dtype=torch.float32).view(-1, k)
@@ -328,7 +327,6 @@ SAMPLER = {"do_sample": True, "top_k": 0, "top_p": 1.0, "min_p": None, "typical_
 def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFConfig) -> dict:
     """K sampled responses per prompt: left-padded prompt+response ids and a mask over response tokens."""
     import torch
-
 
     encoded = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
                for m in prompts for _ in range(k)]

@@ -33,7 +33,6 @@ def one_class_share(rows: list[dict]) -> dict:
 def evaluate_classifier(run_dir: Path) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-
     run_dir = Path(run_dir)
     arm, cfg = read_run(run_dir, ClassifierConfig)
     prepared = prepared_dir(cfg.data, run_dir)

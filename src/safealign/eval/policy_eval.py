@@ -146,7 +146,6 @@ def policy_folder(run_dir: Path) -> str:
 def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-
     quiet_transformers()
     if not cfg.judges.dir:
         raise SafeAlignError("policy eval needs judges=DIR (build them with `safealign judges build --out DIR`)")
