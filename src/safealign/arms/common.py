@@ -19,6 +19,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
@@ -30,7 +31,7 @@ from safealign.data.prepare import is_prepared, prepare, prepared_taxonomy, read
 from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
 from safealign.io import read_jsonl, sha256_file, write_jsonl_atomic, write_text_atomic
-from safealign.models import load_for_inference, tokenizer_options
+from safealign.models import load_for_inference, tokenizer_options, uses_bf16
 from safealign.progress import track_batches, trainer_progress
 
 MODEL_DIR, CHECKPOINTS, DONE = "model", "checkpoints", "safealign-complete.json"
@@ -53,6 +54,9 @@ class ArmConfig:
     save_steps: int = field(default=25, metadata={"help": "checkpoint every this many steps (for resuming)"})
     logging_steps: int = field(default=5, metadata={"help": "log loss every this many steps"})
     eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass in eval"})
+    precision: Literal["auto", "float32", "bfloat16"] = field(default="auto", metadata={
+        "help": "training arithmetic: bfloat16 autocast, float32, or auto (bfloat16 where the GPU or CPU "
+                "multiplies it natively)"})
 
     def __post_init__(self):
         for name in ("batch_size", "max_length", "max_response_tokens", "save_steps", "logging_steps",
@@ -256,7 +260,7 @@ def training_arguments(cls, cfg: ArmConfig, run_dir: Path, **overrides):
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=1, report_to="none",
         train_sampling_strategy="group_by_length", length_column_name="length", remove_unused_columns=False,
         gradient_checkpointing=False, dataloader_num_workers=0, disable_tqdm=not sys.stderr.isatty(),
-        use_cpu=not torch.cuda.is_available(), bf16=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(), bf16=uses_bf16(cfg.precision),
     )
     kwargs.update(overrides)
     return cls(**kwargs)
