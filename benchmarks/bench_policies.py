@@ -86,19 +86,25 @@ def forward_flops(lengths: list[int], s: dict, lora_r: int = 0) -> float:
 
 
 def matmul_rate() -> dict:
+    """torch.mm's GFLOP/s at the policy's shapes for 1,024 tokens, in float32 and in bfloat16; each bound is its
+    best shape's rate. An arm's share is taken of the bound of the arithmetic it ran in (`precision: auto`
+    trains with bfloat16 autocast where the CPU multiplies bfloat16 natively)."""
     import torch
 
     s = shapes()
-    rates = {}
-    for name, (k, n) in {"qkvo": (s["d"], s["d"]), "mlp": (s["d"], s["ffn"]), "lm_head": (s["d"], s["vocab"])}.items():
-        a, b = torch.randn(1024, k), torch.randn(k, n)
-        torch.mm(a, b)
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < 2.0:
+    result = {"threads": torch.get_num_threads()}
+    for dtype, suffix in ((torch.float32, ""), (torch.bfloat16, "_bf16")):
+        rates = {}
+        for name, (k, n) in {"qkvo": (s["d"], s["d"]), "mlp": (s["d"], s["ffn"]), "lm_head": (s["d"], s["vocab"])}.items():
+            a, b = torch.randn(1024, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
             torch.mm(a, b)
-            reps += 1
-        rates[name] = round(2 * 1024 * k * n * reps / (time.perf_counter() - start) / 1e9, 1)
-    return {"gflops_by_shape": rates, "bound_gflops": max(rates.values()), "threads": torch.get_num_threads()}
+            reps, start = 0, time.perf_counter()
+            while time.perf_counter() - start < 2.0:
+                torch.mm(a, b)
+                reps += 1
+            rates[name] = round(2 * 1024 * k * n * reps / (time.perf_counter() - start) / 1e9, 1)
+        result |= {f"gflops_by_shape{suffix}": rates, f"bound_gflops{suffix}": max(rates.values())}
+    return result
 
 
 # --------------------------------------------------------------------------- runs
@@ -213,13 +219,18 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
     flops = multiplier * forward_flops(lengths, shapes(), cfg.lora_r if variant == "safealign" else 0)
     quality = ({"held_out_preference_accuracy": _held_out_preference(folder, resolve(cfg.model), data, cfg)} if dpo
                else {"held_out_nll_per_token": _held_out_nll(folder, data, cfg)})
-    return {"train_seconds": round(seconds, 2), "pairs": pairs, "batch_size": cfg.batch_size, "tokens": sum(lengths),
+    from safealign.models import uses_bf16
+
+    precision = "bfloat16" if variant == "safealign" and uses_bf16(cfg.precision) else "float32"
+    return {"train_seconds": round(seconds, 2), "precision": precision, "pairs": pairs, "batch_size": cfg.batch_size,
+            "tokens": sum(lengths),
             "tokens_per_s": round(sum(lengths) / seconds, 1), "pairs_per_s": round(pairs / seconds, 3),
             "gflop_required": round(flops / 1e9, 1), "achieved_gflops": round(flops / seconds / 1e9, 1)} | quality
 
 
 def bench_rl(data: str, rl_steps: int) -> dict:
     """rl_step timed on the offline profile's B x K, with the audit's reward and cost runs given in `data`."""
+    import math
     import random
     from dataclasses import replace
 
@@ -227,7 +238,8 @@ def bench_rl(data: str, rl_steps: int) -> dict:
     from peft import get_peft_model
 
     from safealign.arms import safe_rlhf
-    from safealign.arms.policy import load_policy, lora_config, trim_context
+    from safealign.arms.policy import load_policy, lora_config
+    from safealign.generate import trim_context
 
     prepared, judges_root = data.split("|")
     cfg = replace(_profile("safe_rlhf"), data=prepared, model="smollm2-135m-instruct",
@@ -238,12 +250,13 @@ def bench_rl(data: str, rl_steps: int) -> dict:
     judges = safe_rlhf._judges({"reward_run": cfg.reward_run, "cost_run": cfg.cost_run})
     pool = [p.context for p, _ in _rows(prepared, "train", 400)]
     moments = {"reward": safe_rlhf.NO_MOMENTS, "cost": safe_rlhf.NO_MOMENTS}
+    state = {"lambda": cfg.lambda_init, "log_lambda": math.log(cfg.lambda_init), "cost_window": []}
     s, steps = shapes(), []
     for step in range(rl_steps + 1):  # the first step warms up and is not counted
         rng = random.Random(step)
         prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool, cfg.prompts_per_step)]
         start = time.perf_counter()
-        record, moments = safe_rlhf.rl_step(model, tokenizer, optimizer, judges, prompts, 1.0, moments, 0.0, cfg)
+        record, moments = safe_rlhf.rl_step(model, tokenizer, optimizer, judges, prompts, state, moments, 0.0, cfg)
         seconds = time.perf_counter() - start
         prompt_lengths = [len(tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True,
                                                             return_dict=True)["input_ids"])
@@ -260,10 +273,15 @@ def bench_rl(data: str, rl_steps: int) -> dict:
     counted = steps[1:]
     seconds = sum(r["seconds"] for r in counted)
     flops = sum(r["flops"] for r in counted)
-    return {"steps": len(counted), "seconds_per_step": round(seconds / len(counted), 2),
+    return {"steps": len(counted), "precision": "float32", "seconds_per_step": round(seconds / len(counted), 2),
             "samples_per_s": round(sum(r["samples"] for r in counted) / seconds, 3),
             "gflop_required": round(flops / 1e9, 1), "achieved_gflops": round(flops / seconds / 1e9, 1),
             "sampling_share_of_flops": round(sum(r["sampling_flops"] for r in counted) / flops, 3)}
+
+
+def bound_of(bound: dict, result: dict) -> float:
+    """The matmul bound of the arithmetic a run trained in."""
+    return bound["bound_gflops_bf16"] if result.get("precision") == "bfloat16" else bound["bound_gflops"]
 
 
 def main():
@@ -275,18 +293,18 @@ def main():
     data = str(Path(args.audit) / "data")
     bound = run_child("matmul", "-", 0, data, 0)
     results = {"pairs": args.pairs, "measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "matmul": bound,
-               "bound_gflops": bound["bound_gflops"], "arms": {}}
+               "bound_gflops": bound["bound_gflops"], "bound_gflops_bf16": bound["bound_gflops_bf16"], "arms": {}}
     for kind in ("sft", "dpo"):
         results["arms"][kind] = {}
         for variant in ("safealign", "trl_defaults"):
             r = run_child(kind, variant, args.pairs, data, 0)
-            r["percent_of_bound"] = round(100 * r["achieved_gflops"] / bound["bound_gflops"], 1)
+            r["percent_of_bound"] = round(100 * r["achieved_gflops"] / bound_of(bound, r), 1)
             results["arms"][kind][variant] = r
             print(kind, variant, json.dumps(r), flush=True)
         ours, theirs = results["arms"][kind]["safealign"], results["arms"][kind]["trl_defaults"]
         results["arms"][kind]["speedup_pairs_per_s"] = round(ours["pairs_per_s"] / theirs["pairs_per_s"], 2)
     rl = run_child("rl", "safealign", 0, f"{data}|{args.audit}", args.rl_steps)
-    rl["percent_of_bound"] = round(100 * rl["achieved_gflops"] / bound["bound_gflops"], 1)
+    rl["percent_of_bound"] = round(100 * rl["achieved_gflops"] / bound_of(bound, rl), 1)
     results["arms"]["safe_rlhf_step"] = rl
     print("rl", json.dumps(rl), flush=True)
     RESULTS.parent.mkdir(exist_ok=True)

@@ -59,7 +59,7 @@ def main() -> None:
         "timing": {"make_audit_wall": minutes(measured["seconds"]), "audit_wall": minutes(audit["wall_seconds"]),
                    "peak_rss_gib": round(measured["peak_rss_gib"], 2),
                    "smoke_wall": minutes(gnu_time(Path(args.smoke_time))["seconds"]) if args.smoke_time else None,
-                   "smoke_commit": head if args.smoke_time else None,
+                   "smoke_commit": commit if args.smoke_time else None,  # measured in the same clone
                    "stages": report["timing"]},
         "harm_judge": f"{judge['judge']}, κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, {card['kappa_ci'][1]:.2f}] "
                       f"on {card['source'].split(':')[0]}" + "".join(

@@ -121,3 +121,28 @@ def test_load_for_inference_gives_an_eval_mode_model_on_the_inference_device(tin
     assert inference_device() == torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = load_for_inference(AutoModelForCausalLM, tiny_causal_lm)
     assert not model.training and model.device.type == inference_device().type
+
+
+def test_precision_auto_is_bfloat16_only_where_the_machine_multiplies_it_natively(monkeypatch):
+    assert models.cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert models.cpu_has_bf16("flags\t: fpu amx_bf16 amx_tile\n")
+    assert not models.cpu_has_bf16("flags\t: fpu sse2 avx2 avx512f avx512_vnni\nbugs\t: avx512_bf16\n")
+    assert not models.cpu_has_bf16("")
+    assert models.uses_bf16("bfloat16") and not models.uses_bf16("float32")
+    for native in (True, False):
+        monkeypatch.setattr(models, "native_bf16", lambda: native)
+        assert models.uses_bf16("auto") is native
+    with pytest.raises(SafeAlignError, match="precision must be one of auto, float32, bfloat16"):
+        models.uses_bf16("fp16")
+
+
+def test_an_arm_trains_with_bfloat16_autocast_only_when_its_precision_says_so(monkeypatch, tmp_path):
+    from transformers import TrainingArguments
+
+    from safealign.arms.common import training_arguments
+    from safealign.arms.reward_model import RewardModelConfig
+
+    monkeypatch.setattr(models, "native_bf16", lambda: False)
+    for precision, bf16 in (("float32", False), ("bfloat16", True), ("auto", False)):
+        args = training_arguments(TrainingArguments, RewardModelConfig(precision=precision), tmp_path)
+        assert args.bf16 is bf16

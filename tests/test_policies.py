@@ -9,6 +9,7 @@ from safealign.cli import main
 from safealign.config import load_config
 from safealign.errors import SafeAlignError
 from safealign.generate import trim_context
+from safealign.models import uses_bf16
 
 
 def test_running_moments_match_the_sample_mean_and_std():
@@ -64,6 +65,7 @@ def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sa
         assert main(["eval", str(run), f"judges={judges_dir}", f"data={prepared_sample}",
                      "per_set_limit=2", "max_new_tokens=4", "implicit_reward_pairs=6", "--json"]) == 0
         metrics = json.loads(capsys.readouterr().out)
+        assert metrics["precision"] == ("bfloat16" if uses_bf16("auto") else "float32")  # recorded as generated
         if name in ("dpo", "sft_dpo"):
             implicit = metrics["implicit_reward"]
             assert implicit["pairs"] == 6 and implicit["pairwise_accuracy"]["n"] == 6 and implicit["beta"] == 0.1

@@ -79,8 +79,13 @@ def native_bf16() -> bool:
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     cpuinfo = Path("/proc/cpuinfo")
-    flags = cpuinfo.read_text() if cpuinfo.is_file() else ""
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return cpu_has_bf16(cpuinfo.read_text() if cpuinfo.is_file() else "")
+
+
+def cpu_has_bf16(cpuinfo: str) -> bool:
+    """Whether /proc/cpuinfo's text lists a native bfloat16 instruction set (AVX-512 BF16 or AMX BF16)."""
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def uses_bf16(precision: str) -> bool:
