@@ -186,7 +186,7 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
 
     from safealign.arms import arm_module
     from safealign.arms.common import MODEL_DIR
-    from safealign.models import resolve
+    from safealign.models import resolve, uses_bf16
 
     arm, dpo = arm_module(kind), kind == "dpo"
     cfg = replace(_profile(kind), data=data, max_train_pairs=pairs, model="smollm2-135m-instruct")
@@ -219,8 +219,6 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
     flops = multiplier * forward_flops(lengths, shapes(), cfg.lora_r if variant == "safealign" else 0)
     quality = ({"held_out_preference_accuracy": _held_out_preference(folder, resolve(cfg.model), data, cfg)} if dpo
                else {"held_out_nll_per_token": _held_out_nll(folder, data, cfg)})
-    from safealign.models import uses_bf16
-
     precision = "bfloat16" if variant == "safealign" and uses_bf16(cfg.precision) else "float32"
     return {"train_seconds": round(seconds, 2), "precision": precision, "pairs": pairs, "batch_size": cfg.batch_size,
             "tokens": sum(lengths),

@@ -75,11 +75,11 @@ def audit_headline(results: dict) -> str:
 def policy_speed(results: dict) -> str:
     """Each generative arm's training speed against the matmul bound of the arithmetic it ran in."""
     arms = results["arms"]
-    shares = [f"{name} {r['percent_of_bound']:.0f}% ({r.get('precision', 'float32')})" for name, r in
+    shares = [f"{name} {r['percent_of_bound']:.0f}% ({r['precision']})" for name, r in
               (("SFT", arms["sft"]["safealign"]), ("DPO", arms["dpo"]["safealign"]), ("the Safe RLHF step",
                                                                                      arms["safe_rlhf_step"]))]
     return (f"On 2 cores (measured {results['measured'][:10]}) torch.mm at the policy's shapes reaches "
-            f"{results['bound_gflops']:.0f} GFLOP/s in float32 and {results.get('bound_gflops_bf16', 0):.0f} in "
+            f"{results['bound_gflops']:.0f} GFLOP/s in float32 and {results['bound_gflops_bf16']:.0f} in "
             f"bfloat16; the arms reach {', '.join(shares)} of the bound of their arithmetic, and "
             f"{arms['sft']['speedup_pairs_per_s']:.2f}x (SFT) and {arms['dpo']['speedup_pairs_per_s']:.2f}x (DPO) "
             f"trl's defaults in pairs/s.\n")

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from safealign.errors import SafeAlignError
 from safealign.hub import require_hub
@@ -68,12 +69,13 @@ def inference_device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-PRECISIONS = ("auto", "float32", "bfloat16")
+Precision = Literal["auto", "float32", "bfloat16"]  # an arm's and policy_eval's `precision` setting
+PRECISIONS = get_args(Precision)
 
 
 def native_bf16() -> bool:
     """Whether this machine multiplies bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX-512
-    BF16 or AMX (where bfloat16 matrix products run 2.3x faster than float32: benchmarks/results/policies.json)."""
+    BF16 or AMX (bfloat16 matrix products about twice float32's rate here: benchmarks/results/policies.json)."""
     import torch
 
     if torch.cuda.is_available():

@@ -19,7 +19,6 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import yaml
 
@@ -31,7 +30,7 @@ from safealign.data.prepare import is_prepared, prepare, prepared_taxonomy, read
 from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
 from safealign.io import read_jsonl, sha256_file, write_jsonl_atomic, write_text_atomic
-from safealign.models import load_for_inference, tokenizer_options, uses_bf16
+from safealign.models import Precision, load_for_inference, tokenizer_options, uses_bf16
 from safealign.progress import track_batches, trainer_progress
 
 MODEL_DIR, CHECKPOINTS, DONE = "model", "checkpoints", "safealign-complete.json"
@@ -54,7 +53,7 @@ class ArmConfig:
     save_steps: int = field(default=25, metadata={"help": "checkpoint every this many steps (for resuming)"})
     logging_steps: int = field(default=5, metadata={"help": "log loss every this many steps"})
     eval_batch_size: int = field(default=64, metadata={"help": "sequences per forward pass in eval"})
-    precision: Literal["auto", "float32", "bfloat16"] = field(default="auto", metadata={
+    precision: Precision = field(default="auto", metadata={
         "help": "training arithmetic: bfloat16 autocast, float32, or auto (bfloat16 where the GPU or CPU "
                 "multiplies it natively)"})
 

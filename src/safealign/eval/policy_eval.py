@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import yaml
 
@@ -43,7 +43,7 @@ from safealign.eval.metrics import (
 from safealign.eval.stats import corrected_rate, rate
 from safealign.generate import generate_batched, generate_vllm
 from safealign.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
-from safealign.models import load_for_inference, resolve, tokenizer_options, uses_bf16
+from safealign.models import Precision, load_for_inference, resolve, tokenizer_options, uses_bf16
 
 VERDICTS = {"refusal": "refused", "harm": "harmful", "helpfulness": "helpful"}
 
@@ -94,7 +94,7 @@ class PolicyEvalConfig:
     sets: list[str] = field(default_factory=lambda: ["harmful", "helpful", "adversarial", "benign_lookalike", "advbench"],
                             metadata={"help": "prompt sets to generate on; `name:N` takes at most N of that set "
                                               "(per_set_limit for the others)"})
-    precision: Literal["auto", "float32", "bfloat16"] = field(default="auto", metadata={
+    precision: Precision = field(default="auto", metadata={
         "help": "generation arithmetic: bfloat16, float32, or auto (bfloat16 where the GPU or CPU multiplies it "
                 "natively: half the time on an AVX-512 BF16 CPU; greedy text then differs from float32's)"})
     seen_prompts: bool = field(default=True, metadata={
@@ -163,15 +163,16 @@ def evaluate_policy(run_dir: str | Path, cfg: PolicyEvalConfig) -> dict:
     prompts = select_prompts(sets, cfg)
     if cfg.engine == "vllm":
         responses = generate_vllm(folder, tokenizer, prompts, cfg.max_new_tokens, cfg.max_prompt_tokens)
+        precision = "vllm"
     else:
         model = load_for_inference(AutoModelForCausalLM, folder)
-        if uses_bf16(cfg.precision) and getattr(model, "hf_quantizer", None) is None:
-            model = model.to(torch.bfloat16)
+        precision = "float32"
+        if uses_bf16(cfg.precision) and getattr(model, "hf_quantizer", None) is None:  # a 4-bit model keeps its own
+            model, precision = model.to(torch.bfloat16), "bfloat16"
         responses = generate_batched(model, tokenizer, prompts, cfg.max_new_tokens, cfg.batch_size,
                                      cfg.max_prompt_tokens, description=f"{arm}: generating")
         del model
     rows, judges = judge_responses(prompts, responses, cfg)
-    precision = ("vllm" if cfg.engine == "vllm" else "bfloat16" if uses_bf16(cfg.precision) else "float32")
     metrics = {"arm": arm, "policy": folder, "max_new_tokens": cfg.max_new_tokens,
                "precision": precision} | policy_metrics(rows, judges)
     if arm in ("dpo", "sft_dpo") and cfg.implicit_reward_pairs != 0:
