@@ -384,3 +384,82 @@ def test_sft_loss_reads_the_response_tokens_only(tiny_causal_lm, tmp_path):
         assert all(labels[i] == ids[i] for i in kept)
         learned = tokenizer.decode(ids[kept])
         assert response in learned  # the response's tokens are
+
+
+def _lora(init_random=True):
+    from peft import LoraConfig
+
+    return LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
+                      init_lora_weights=not init_random, task_type="CAUSAL_LM")
+
+
+def _outputs_and_grads(trainer, batch, num_items=None):
+    trainer.model.zero_grad()
+    out = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"],
+                        fused_lm_head=True, num_items_in_batch=num_items)
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    return out, grads
+
+
+@pytest.mark.parametrize("num_items", [None, 7])
+def test_the_response_only_head_gives_trls_outputs_and_gradients(tiny_causal_lm, tmp_path, num_items):
+    """project_response_tokens_only: the same log-probs (zero off the response), loss, entropy, mean logit,
+    top-1, log Σp² and LoRA gradients as trl's fused head that projects every position; the trainer's own
+    compute_loss (metrics included) gives the same loss through it."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from safealign.arms.policy import project_response_tokens_only
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    rows = [{"prompt": [{"role": "user", "content": q}], "completion": [{"role": "assistant", "content": a}]}
+            for q, a in (("how do I bake bread at home", "knead the dough"), ("hi", "hello there, how can I help"))]
+    torch.manual_seed(0)
+    args = SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, report_to=[], max_length=64,
+                     use_cpu=True, completion_only_loss=True)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm), args=args,
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=_lora())
+    trainer.model.eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()
+    expected, expected_grads = _outputs_and_grads(trainer, batch, num_items)
+    expected_loss = trainer.compute_loss(trainer.model, dict(batch)).item()
+    assert project_response_tokens_only(trainer)
+    got, got_grads = _outputs_and_grads(trainer, batch, num_items)
+    assert torch.equal(got.label_mask, expected.label_mask)
+    for name in ("log_probs", "entropy"):  # trl's SFT head computes these two (and top-1) of the optional outputs
+        assert torch.allclose(getattr(got, name), getattr(expected, name), atol=1e-5), name
+    assert torch.equal(got.is_top1, expected.is_top1)
+    assert got.loss.item() == pytest.approx(expected.loss.item(), rel=1e-6)
+    assert expected_grads and all(torch.allclose(got_grads[n], g, atol=1e-6) for n, g in expected_grads.items())
+    assert trainer.compute_loss(trainer.model, dict(batch)).item() == pytest.approx(expected_loss, rel=1e-6)
+
+
+def test_the_dpo_trainer_gives_the_same_loss_through_the_response_only_head(tiny_causal_lm, tmp_path):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from safealign.arms.policy import project_response_tokens_only
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    rows = [{"prompt": [{"role": "user", "content": q}], "chosen": [{"role": "assistant", "content": c}],
+             "rejected": [{"role": "assistant", "content": r}]}
+            for q, c, r in (("how do I bake bread", "knead the dough", "no"),
+                            ("tell me a joke please", "why did the chicken", "go away now"))]
+    torch.manual_seed(0)
+    args = DPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, beta=0.3, report_to=[], max_length=64,
+                     use_cpu=True, remove_unused_columns=False)
+    trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm), ref_model=None, args=args,
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=_lora())
+    trainer.model.eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    labelled = {**batch, "labels": batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)}
+    expected, (expected_out, _) = trainer.compute_loss(trainer.model, dict(batch)), _outputs_and_grads(trainer, labelled)
+    assert project_response_tokens_only(trainer)
+    got, (got_out, _) = trainer.compute_loss(trainer.model, dict(batch)), _outputs_and_grads(trainer, labelled)
+    assert expected.item() > 0 and got.item() == pytest.approx(expected.item(), rel=1e-6)
+    for name in ("log_probs", "entropy", "mean_logits"):  # what trl's DPO head computes
+        assert torch.allclose(getattr(got_out, name), getattr(expected_out, name), atol=1e-5), name

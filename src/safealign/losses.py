@@ -8,6 +8,7 @@ Discriminative arms:
 
 Policies:
     token_logprobs(logits, y)      = log softmax(logits)[y], per token                  (every policy loss)
+    next_token_nll(log p, n)       = −Σ_t log p(y_t) / n,  n = the tokens scored         (SFT)
     dpo_margin(πc, πr, ρc, ρr, β)  = β [(log πc − log ρc) − (log πr − log ρr)];  dpo_loss = mean(−log σ(margin))
     safe_rlhf_score(r, c, λ)       = (r − λ c) / (1 + λ)                                 (Safe RLHF, eq. 11 scaled)
     leave_one_out(s)               = s_i − mean_{j≠i} s_j over the K samples of a prompt
@@ -79,6 +80,13 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     vocabulary a second time. Shapes (N, T, V), (N, T) -> (N, T)."""
     logits = logits.float()
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def next_token_nll(logprobs: torch.Tensor, normaliser: torch.Tensor | int | None = None) -> torch.Tensor:
+    """−Σ log p(y_t) over the scored tokens / `normaliser` (their count when None; a Trainer's num_items_in_batch
+    under gradient accumulation): the SFT loss. (N,) -> ()."""
+    total = -logprobs.sum()
+    return total / (max(logprobs.numel(), 1) if normaliser is None else normaliser)
 
 
 def dpo_margin(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,

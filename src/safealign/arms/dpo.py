@@ -21,7 +21,14 @@ from safealign.arms.common import (
     start_run,
     training_arguments,
 )
-from safealign.arms.policy import PolicyConfig, load_policy, lora_config, merge_adapter, train_pairs
+from safealign.arms.policy import (
+    PolicyConfig,
+    load_policy,
+    lora_config,
+    merge_adapter,
+    project_response_tokens_only,
+    train_pairs,
+)
 from safealign.generate import response_text, trim_context
 
 ARM = "dpo"
@@ -60,10 +67,11 @@ def train(cfg: DPOArmConfig, arm: str = ARM) -> Path:
                               train_sampling_strategy="random", remove_unused_columns=False)
     trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(cfg))
+    response_only = project_response_tokens_only(trainer)
     result = run_trainer(trainer, run_dir)
     finish_run(run_dir, trainer, tokenizer=tokenizer, merge=merge_adapter(cfg), summary={
         "train_pairs": len(dataset), "prepared": str(prepared), "base": cfg.model, "beta": cfg.beta,
-        "train_seconds": round(result.metrics["train_runtime"], 2)})
+        "train_seconds": round(result.metrics["train_runtime"], 2), "response_only_head": response_only})
     return run_dir
 
 

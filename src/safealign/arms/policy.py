@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from safealign import losses
 from safealign.arms.common import ArmConfig, load_split
 from safealign.errors import SafeAlignError
 from safealign.models import load_options, resolve, tokenizer_options
@@ -98,3 +99,54 @@ def merge_adapter(cfg: PolicyConfig):
         model = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
         model.save_pretrained(folder, safe_serialization=True)
     return merge
+
+
+def project_response_tokens_only(trainer) -> bool:
+    """On a CPU, replace the fused LM head trl's SFT and DPO trainers put on the policy with one that projects
+    only the positions whose next token is scored (the response's), not every position.
+
+    trl (1.16) scores every position on devices without Triton, prompt and padding included, in float32 tiles
+    of the whole vocabulary: at the offline shapes that was 45% of an SFT step and of a DPO step (cProfile,
+    benchmarks/results/policies.json). The outputs are the ones trl's head returns (log-probs zero where the
+    label is -100, the loss their mean or sum over num_items_in_batch, entropy, mean logit and top-1 without
+    gradient); tests/test_policies.py checks them and their gradient against trl's on a small model.
+    Left to trl (returns False) on a GPU, with more than one process, and for models that scale or cap their
+    logits."""
+    model = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+    config = model.config.get_text_config()
+    scaled = any(getattr(config, name, None) is not None for name in (
+        "final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling"))
+    if trainer.args.device.type != "cpu" or trainer.accelerator.num_processes > 1 or scaled:
+        return False
+    import functools
+
+    import torch
+    from trl.trainer.utils import FusedCausalLMOutput
+
+    fused = model.forward
+
+    @functools.wraps(fused)
+    def forward(*args, fused_lm_head=False, labels=None, shift_labels=None, num_items_in_batch=None, **kwargs):
+        if not fused_lm_head or args or shift_labels is not None or kwargs.get("output_router_logits"):
+            return fused(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
+                         num_items_in_batch=num_items_in_batch, **kwargs)
+        kwargs["use_cache"] = False
+        hidden = model.base_model(**kwargs).last_hidden_state[:, :-1]
+        targets = labels[:, 1:]
+        mask = targets != -100
+        logits = model.get_output_embeddings()(hidden[mask])  # (tokens scored, V): the response's positions
+        scored = losses.token_logprobs(logits, targets[mask])
+        log_probs = torch.zeros(mask.shape, dtype=scored.dtype, device=scored.device).masked_scatter(mask, scored)
+        with torch.no_grad():
+            logp = logits.float().log_softmax(-1)
+            extras = {"entropy": -(logp.exp() * logp).sum(-1), "mean_logits": logits.float().mean(-1),
+                      "log_sum_sq_probs": torch.logsumexp(2 * logp, -1),
+                      "is_top1": logits.argmax(-1) == targets[mask]}
+        per_token = {name: torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_scatter(mask, x)
+                     for name, x in extras.items()}
+        normaliser = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+        return FusedCausalLMOutput(loss=losses.next_token_nll(scored, normaliser), log_probs=log_probs,
+                                   label_mask=mask, **per_token)
+
+    model.forward = forward
+    return True

@@ -18,7 +18,14 @@ from safealign.arms.common import (
     start_run,
     training_arguments,
 )
-from safealign.arms.policy import PolicyConfig, load_policy, lora_config, merge_adapter, train_pairs
+from safealign.arms.policy import (
+    PolicyConfig,
+    load_policy,
+    lora_config,
+    merge_adapter,
+    project_response_tokens_only,
+    train_pairs,
+)
 from safealign.generate import response_text, trim_context
 
 ARM = "sft"
@@ -53,10 +60,11 @@ def train(cfg: SFTArmConfig) -> Path:
                               train_sampling_strategy="random", remove_unused_columns=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                          peft_config=lora_config(cfg))
+    response_only = project_response_tokens_only(trainer)
     result = run_trainer(trainer, run_dir)
     finish_run(run_dir, trainer, tokenizer=tokenizer, merge=merge_adapter(cfg), summary={
         "train_pairs": len(dataset), "prepared": str(prepared), "base": cfg.model,
-        "train_seconds": round(result.metrics["train_runtime"], 2)})
+        "train_seconds": round(result.metrics["train_runtime"], 2), "response_only_head": response_only})
     return run_dir
 
 
