@@ -6,7 +6,9 @@ On the same SmolLM2-135M-Instruct and the same first N Clean training pairs, eac
 
 - the machine's matmul rate: fp32 torch.mm at the policy's own shapes (q/k/v/o, MLP, LM head) for 1,024
   tokens; the best shape's GFLOP/s is the compute bound (a conservative one: no run can beat it);
-- sft, dpo: the arm as the offline profile ships it (LoRA, learning rate, lengths), then the same rows through
+- sft, dpo: the arm as the offline profile ships it (LoRA, learning rate, lengths); the same with 5% LoRA
+  dropout (safealign_lora_dropout), and with it and trl's LM head over every position instead of the
+  response's (safealign_trl_head: the arm before b4d84b2); then the same rows through
   trl's SFTTrainer / DPOTrainer with their defaults (full fine-tuning, trl's learning rate, max_length 1024,
   no LoRA) but one epoch, the same batch size and seed;
 - the Safe RLHF step (sampling B x K responses, reward and cost scoring, policy and reference passes, the
@@ -34,6 +36,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "policies.json"
+# The shipped SFT/DPO settings undone one at a time: 5% LoRA dropout; then also trl's LM head over every position.
+ABLATIONS = ("safealign_lora_dropout", "safealign_trl_head")
 HELD_OUT = 32
 
 
@@ -193,7 +197,11 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(resolve(cfg.model))
     lengths = _token_lengths(tokenizer, _rows(data, "train", pairs), cfg, with_rejected=dpo)
     out = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{variant}-"))
-    if variant == "safealign":
+    if variant.startswith("safealign"):
+        if variant in ABLATIONS:  # what the shipped arm changed, put back one at a time
+            cfg = replace(cfg, lora_dropout=0.05)
+            if variant == "safealign_trl_head":
+                arm.project_response_tokens_only = lambda trainer: False
         run = arm.train(replace(cfg, out=str(out)))
         seconds = json.loads((run / MODEL_DIR / "safealign-complete.json").read_text())["train_seconds"]
         folder = str(run / MODEL_DIR)
@@ -216,10 +224,10 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
         # full fine-tuning (+ DPO's reference model); gradient checkpointing's recomputation is not required work
         multiplier = 3 + dpo
         lengths = [min(length, args.max_length or length) for length in lengths]
-    flops = multiplier * forward_flops(lengths, shapes(), cfg.lora_r if variant == "safealign" else 0)
+    flops = multiplier * forward_flops(lengths, shapes(), cfg.lora_r if variant.startswith("safealign") else 0)
     quality = ({"held_out_preference_accuracy": _held_out_preference(folder, resolve(cfg.model), data, cfg)} if dpo
                else {"held_out_nll_per_token": _held_out_nll(folder, data, cfg)})
-    precision = "bfloat16" if variant == "safealign" and uses_bf16(cfg.precision) else "float32"
+    precision = "bfloat16" if variant.startswith("safealign") and uses_bf16(cfg.precision) else "float32"
     return {"train_seconds": round(seconds, 2), "precision": precision, "pairs": pairs, "batch_size": cfg.batch_size,
             "tokens": sum(lengths),
             "tokens_per_s": round(sum(lengths) / seconds, 1), "pairs_per_s": round(pairs / seconds, 3),
@@ -294,7 +302,7 @@ def main():
                "bound_gflops": bound["bound_gflops"], "bound_gflops_bf16": bound["bound_gflops_bf16"], "arms": {}}
     for kind in ("sft", "dpo"):
         results["arms"][kind] = {}
-        for variant in ("safealign", "trl_defaults"):
+        for variant in ("safealign", *ABLATIONS, "trl_defaults"):
             r = run_child(kind, variant, args.pairs, data, 0)
             r["percent_of_bound"] = round(100 * r["achieved_gflops"] / bound_of(bound, r), 1)
             results["arms"][kind][variant] = r

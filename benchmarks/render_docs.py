@@ -82,7 +82,17 @@ def policy_speed(results: dict) -> str:
             f"{results['bound_gflops']:.0f} GFLOP/s in float32 and {results['bound_gflops_bf16']:.0f} in "
             f"bfloat16; the arms reach {', '.join(shares)} of the bound of their arithmetic, and "
             f"{arms['sft']['speedup_pairs_per_s']:.2f}x (SFT) and {arms['dpo']['speedup_pairs_per_s']:.2f}x (DPO) "
-            f"trl's defaults in pairs/s.\n")
+            f"trl's defaults in pairs/s. {_ablations(results)}\n")
+
+
+def _ablations(results: dict) -> str:
+    """What the shipped SFT/DPO settings save: seconds with each undone (bench_policies' ABLATIONS)."""
+    def seconds(kind):
+        r = results["arms"][kind]
+        return "/".join(f"{r[v]['train_seconds']:.1f}" for v in ("safealign", "safealign_lora_dropout",
+                                                                 "safealign_trl_head"))
+    return (f"On {results['pairs']} pairs SFT / DPO train in {seconds('sft')} / {seconds('dpo')} s as shipped / with "
+            f"5% LoRA dropout / with it and trl's LM head over every position (the arms before b4d84b2).")
 
 
 RENDERERS = {  # block name -> (results file, function)

@@ -180,6 +180,26 @@ def test_the_sampler_is_the_policy_it_differentiates(tiny_causal_lm):
     assert len(set(batch["input_ids"][:, -1].tolist())) > 50
 
 
+def test_sequence_logprobs_are_the_full_logits_log_softmax_at_the_response(tiny_causal_lm):
+    """Projecting only the response's positions (logits_to_keep) gives the same log π(y_t) as taking the log-softmax
+    of every position's logits and reading the response's tokens, on a left-padded batch at temperature 0.7."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm).eval()
+    torch.manual_seed(0)
+    cfg = load_config(safe_rlhf.CONFIG, None, ["max_response_tokens=5", "temperature=0.7"])
+    prompts = [[{"role": "user", "content": "hello"}], [{"role": "user", "content": "a much longer question here"}]]
+    batch = safe_rlhf.sample(model, tokenizer, prompts, 2, cfg)
+    with torch.no_grad():
+        got = safe_rlhf.sequence_logprobs(model, batch, 0.7)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits / 0.7
+        start = batch["prompt_length"]
+        full = torch.log_softmax(logits[:, start - 1: -1], -1).gather(-1, batch["input_ids"][:, start:, None])[..., 0]
+    assert got.shape == (4, batch["input_ids"].shape[1] - start) and torch.allclose(got, full, atol=1e-5)
+
+
 def test_safe_rlhf_resumes_after_an_interruption(tiny_causal_lm, prepared_sample, judges, tmp_path, monkeypatch):
     cfg = _rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl")
     original, calls = safe_rlhf.rl_step, []

@@ -347,10 +347,13 @@ def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFCon
 
 
 def sequence_logprobs(model, batch: dict, temperature: float = 1.0):
-    """log π(token) for every response token, π at the sampling temperature. -> (N, R)"""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (N, T, V)
+    """log π(token) for every response token, π at the sampling temperature. -> (N, R)
+    The LM head projects only the positions that predict the response (logits_to_keep): the prompt's logits
+    were two thirds of a (N, T, V) float32 tensor nothing read."""
     start = batch["prompt_length"]
-    return losses.token_logprobs(logits[:, start - 1: -1] / temperature, batch["input_ids"][:, start:])
+    keep = batch["input_ids"].shape[1] - start + 1  # positions start-1 .. T-1
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep).logits
+    return losses.token_logprobs(logits[:, :-1] / temperature, batch["input_ids"][:, start:])
 
 
 # --------------------------------------------------------------------------- rounds, checkpoints
