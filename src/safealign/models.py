@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -182,13 +184,28 @@ def _converted(target: Path, source: dict) -> bool:
         return False
 
 
+@contextmanager
+def _tensor_name_maps_cached():
+    """transformers' GGUF loader asks gguf for the (architecture, layers) tensor-name map once per module of the
+    model, and gguf builds it anew each time: 397 times, 5 of the conversion's 18 s. The map depends on its two
+    arguments only, so it is built once while the conversion runs."""
+    import gguf
+
+    original = gguf.get_tensor_name_map
+    gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        gguf.get_tensor_name_map = original
+
+
 def _convert_gguf(gguf: Path, target: Path, source: dict):
     """Dequantise the GGUF with transformers and save a plain safetensors folder, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     work = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
-        with status(f"converting {gguf.name} to a safetensors folder (once, about 20 s)"):
+        with status(f"converting {gguf.name} to a safetensors folder (once, about 15 s)"), _tensor_name_maps_cached():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
             model.hf_quantizer = None  # the weights are dequantised: save them as plain float tensors
