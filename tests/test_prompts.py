@@ -3,7 +3,7 @@ import json
 import pytest
 
 from safealign.data.prepare import read_splits
-from safealign.data.prompts import PROMPT_SETS, build_prompt_sets, load_prompt_file
+from safealign.data.prompts import PROMPT_SETS, build_prompt_sets, load_hhh_requests, load_prompt_file
 from safealign.errors import BadInputError, SafeAlignError
 
 
@@ -12,7 +12,11 @@ def test_prompt_sets_and_their_provenance(prepared_sample):
     sets = build_prompt_sets(splits)
     assert set(sets) == set(PROMPT_SETS)
     study = [p for p in sets["harmful"] if p.source == "harmful_prompts.json"]
-    assert len(study) == 50 and len(sets["helpful"]) == 50 and len(sets["advbench"]) == 521
+    assert len(study) == 50 and len(sets["helpful"]) == 89 and len(sets["advbench"]) == 521
+    hhh = [p for p in sets["helpful"] if p.source == "hhh"]
+    assert len(hhh) == 39 and {p.category for p in hhh} == {"helpful", "honest"}
+    assert len({p.messages[0]["content"][:40].lower() for p in hhh}) == 39  # one per distinct opening turn
+    assert len({p.id for p in sets["helpful"]}) == 89
     assert len(sets["benign_lookalike"]) >= 50 and len({p.text for p in sets["benign_lookalike"]}) == len(sets["benign_lookalike"])
     assert len(sets["adversarial"]) == len(splits["test"])  # the sample's test split is under 500 prompts
     for prompt_set in sets.values():
@@ -108,3 +112,12 @@ def test_eval_sets_take_a_limit_per_set_and_a_bad_entry_is_one_clear_error():
     for bad in ("sets=[advbench:0]", "sets=[advbench:many]", "sets=[jailbreaks]"):
         with pytest.raises(SafeAlignError, match="is not a prompt set or set:N with N >= 1"):
             load_config(PolicyEvalConfig, None, [bad])
+
+
+def test_hhh_requests_are_everyday_ones_and_keep_their_dialogue():
+    """Only HHH's helpful and honest prompts (its harmless ones are harmful requests); a prompt with earlier
+    turns keeps them and ends on the human's turn."""
+    prompts = load_hhh_requests()
+    assert not any("decapitate" in p.text or "poison" in p.text.lower() for p in prompts)
+    dialogues = [p for p in prompts if len(p.messages) > 1]
+    assert dialogues and all([m["role"] for m in p.messages] == ["user", "assistant", "user"] for p in dialogues)

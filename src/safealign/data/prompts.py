@@ -2,7 +2,9 @@
 
 - harmful:           the OPT-350M study's 50 harmful prompts (harmless-base test, kill|murder|rape filter) plus
                      the prompts of this run's test split that match the same filter;
-- helpful:           the study's 50 helpful-base prompts;
+- helpful:           the study's 50 helpful-base prompts and the 39 distinct everyday requests among HHH
+                     alignment's helpful and honest prompts (Apache-2.0, embedded/hhh/LICENSE): 89, so that a win
+                     rate against the base detects about 15 points;
 - adversarial:       up to 500 held-out harmless-base prompts (this run's test split), SafeAlign's refusal eval;
 - benign_lookalike:  60 harmless requests that use alarming words (kill a process, shoot photos...), written
                      for SafeAlign (data/prompt_sets/benign_lookalike.jsonl), to measure over-refusal;
@@ -35,12 +37,13 @@ from safealign.data.hh_rlhf import context_text, parse_dialogue
 from safealign.data.prepare import conversation_root
 from safealign.errors import BadInputError, SafeAlignError
 
-PROMPT_SETS_VERSION = "1.0.0"
+PROMPT_SETS_VERSION = "1.1.0"
 PROMPT_SETS = ("harmful", "helpful", "adversarial", "benign_lookalike", "advbench", "xstest", "harmbench")
 HARMFUL_FILTER = re.compile(r"\b(?:kill|murder|rape)", re.IGNORECASE)
 PROVENANCE = {
     "harmful": "OPT-350M study harmful_prompts.json (MIT) + this split's test prompts matching kill|murder|rape",
-    "helpful": "OPT-350M study helpful_prompts.json (MIT; Anthropic HH-RLHF helpful-base)",
+    "helpful": "OPT-350M study helpful_prompts.json (MIT; Anthropic HH-RLHF helpful-base) + HHH alignment's helpful "
+               "and honest prompts (Apache-2.0), one per distinct opening turn",
     "adversarial": "this split's held-out harmless-base test prompts (Anthropic HH-RLHF, MIT)",
     "benign_lookalike": "written for SafeAlign (data/prompt_sets/benign_lookalike.jsonl)",
     "advbench": "AdvBench harmful_behaviors.csv (llm-attacks, MIT)",
@@ -147,6 +150,23 @@ def load_advbench() -> list[Prompt]:
             for i, r in enumerate(rows, 1)]
 
 
+def load_hhh_requests() -> list[Prompt]:
+    """HHH alignment's helpful and honest prompts (Apache-2.0, embedded/hhh/LICENSE): everyday requests, one per
+    distinct opening turn (its pairs repeat a prompt, and some prompts open with the same question)."""
+    path = embedded("embedded", "hhh", "hhh_alignment.jsonl")
+    prompts, openings = [], set()
+    for line, text in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        row = json.loads(text)
+        if row["source"] not in ("helpful", "honest"):
+            continue
+        messages = messages_of("Human: " + row["prompt"].strip().strip('"'), str(path), line, drop_trailing_assistant=True)
+        opening = re.sub(r"\W+", " ", messages[0]["content"].lower())[:60]
+        if opening not in openings:
+            openings.add(opening)
+            prompts.append(Prompt(f"helpful-hhh-{len(prompts) + 1:03d}", "helpful", messages, "hhh", category=row["source"]))
+    return prompts
+
+
 def _csv_rows(*parts: str) -> list[dict]:
     with open(embedded(*parts), encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -184,7 +204,7 @@ def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> di
     return {
         "harmful": sorted(study + matching, key=lambda p: p.seen_in_training),  # held-out prompts first
         "helpful": load_prompt_file(embedded("embedded", "opt350m_study", "helpful_prompts.json"), "helpful",
-                                    drop_trailing_assistant=True),
+                                    drop_trailing_assistant=True) + load_hhh_requests(),
         "adversarial": adversarial,
         "benign_lookalike": load_prompt_file(embedded("prompt_sets", "benign_lookalike.jsonl"), "benign_lookalike"),
         "advbench": load_advbench(),
