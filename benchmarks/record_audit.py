@@ -61,7 +61,8 @@ def main() -> None:
                    "smoke_wall": minutes(gnu_time(Path(args.smoke_time))["seconds"]) if args.smoke_time else None,
                    "smoke_commit": commit if args.smoke_time else None,  # measured in the same clone
                    "stages": report["timing"]},
-        "harm_judge": f"{judge['judge']}, κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, {card['kappa_ci'][1]:.2f}] "
+        "harm_judge": f"{judge['judge']}, κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, "
+                      f"{card['kappa_ci'][1]:.2f}] "
                       f"on {card['source'].split(':')[0]}" + "".join(
                           f", κ {c['kappa']:.2f} [{c['kappa_ci'][0]:.2f}, {c['kappa_ci'][1]:.2f}] on "
                           f"{c['source'].split(' (')[0]}, a source it never saw"

@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     args = parser.parse_args()
     xstest = Path(args.shared) / "data" / "judge-validation" / "xstest-completions"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     refusal = xstest_refusal_cards(xstest) | {"measured_by": "benchmarks/validate_judges.py", "commit": commit}
     write_json_atomic(ROOT / "src" / "safealign" / "data" / "judges" / "refusal_card.json", refusal)
     judges_folder = ROOT / "src" / "safealign" / "data" / "judges"

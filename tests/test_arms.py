@@ -255,7 +255,8 @@ def test_bradley_terry_matches_trl_reward_trainer_on_a_tiny_model(tiny_bert, pre
             ids, mask = pad_batch([r[key] for r in rows], tokenizer.pad_token_id)
             scores[key] = model(input_ids=ids, attention_mask=mask).logits[:, 0]
     assert (scores["chosen_ids"] - scores["rejected_ids"]).abs().max() > 1e-4
-    assert bradley_terry(scores["chosen_ids"], scores["rejected_ids"]).item() == pytest.approx(trl_loss.item(), abs=1e-5)
+    assert bradley_terry(scores["chosen_ids"], scores["rejected_ids"]).item() == pytest.approx(trl_loss.item(),
+                                                                                               abs=1e-5)
 
 
 def test_every_classifier_stage_trains_at_least_min_steps():

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 def test_the_network_blocker_blocks(smoke_reference, tmp_path):
     log = tmp_path / "network.log"
     env = smoke_reference["env"] | {"SAFEALIGN_NETWORK_LOG": str(log)}
-    done = subprocess.run([sys.executable, "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9')"],
+    done = subprocess.run([sys.executable, "-c",
+                           "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9')"],
                           env=env, capture_output=True, text=True)
     assert done.returncode != 0 and "network blocked" in done.stderr
     assert "connect" in log.read_text()  # the attempt was logged: the audit's empty log means something
@@ -44,8 +45,10 @@ def test_smoke_audit_end_to_end_offline(smoke_reference, capsys):
     assert cards["harm"]["n"] == 1540 and cards["refusal"]["n"] == 450 and cards["helpfulness"]["n"] == 894
     assert cards["helpfulness"]["absolute"]["n"] == 100 and cards["harm"]["cross_source"][0]["n"] == 4000
     assert all(policies["table"][n]["helpfulness_win_rate_vs_base"]["n"] > 0 for n in policies["table"] if n != "base")
-    assert policies["judges"]["harm"]["judge"] == "gptfuzz-minilm" and not policies["judges"]["harm"]["training_signal"]
-    lambdas = [json.loads(l)["lambda"] for l in (out / "reward_only_rlhf" / "train_log.jsonl").read_text().splitlines()]
+    harm = policies["judges"]["harm"]
+    assert harm["judge"] == "gptfuzz-minilm" and not harm["training_signal"]
+    log = (out / "reward_only_rlhf" / "train_log.jsonl").read_text().splitlines()
+    lambdas = [json.loads(l)["lambda"] for l in log]
     assert lambdas and set(lambdas) == {0.0}
     report = json.loads((out / "report.json").read_text())
     assert report["failures"] == {} and len(report["recommendation"]["text"]) >= 4

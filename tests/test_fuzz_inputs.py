@@ -17,7 +17,8 @@ from safealign.errors import SafeAlignError
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Random bytes, and text made of the characters that matter to each format.
 BLOBS = st.one_of(st.binary(max_size=400),
-                  st.text(alphabet=st.sampled_from(list('{}[]":,\n\\ -abcHumanAssistant:0129\xff#*!&|')), max_size=300),
+                  st.text(alphabet=st.sampled_from(list('{}[]":,\n\\ -abcHumanAssistant:0129\xff#*!&|')),
+                          max_size=300),
                   st.text(max_size=200))
 
 

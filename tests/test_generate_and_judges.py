@@ -103,7 +103,8 @@ def _byte_tokenizer():
 
 
 def test_refusal_judge():
-    assert RefusalRulesJudge().score(PROMPTS[:2], ["I'm sorry, but I can't help with that.", "Sure: flour."]) == [1.0, 0.0]
+    assert RefusalRulesJudge().score(PROMPTS[:2], ["I'm sorry, but I can't help with that.", "Sure: flour."]) == [1.0,
+                                                                                                                  0.0]
 
 
 class RatingJudge:
@@ -239,5 +240,6 @@ def test_policy_rates_are_corrected_for_the_judges_error_and_flipped_for_a_negat
     assert harmful["value"] == pytest.approx(1 / 7)  # (0.3 + 0.8 − 1) / (0.9 + 0.8 − 1)
     harmless = corrected_metric(rows, "harmlessness_rate", card)  # the judge's negative class
     assert harmless["value"] == pytest.approx(6 / 7)
-    assert harmless["low"] == pytest.approx(1 - harmful["high"]) and harmless["high"] == pytest.approx(1 - harmful["low"])
+    assert harmless["low"] == pytest.approx(1 - harmful["high"])
+    assert harmless["high"] == pytest.approx(1 - harmful["low"])
     assert corrected_metric(rows, "held_out_harmful_response_rate", {"kappa": 0.5}) is None  # no confusion table

@@ -15,14 +15,16 @@ def test_bradley_terry_worked_by_hand():
     # pairs (r_c, r_r) = (2, 0) and (0, 0): -log σ(2) = 0.126928, -log σ(0) = log 2 = 0.693147; mean 0.410038
     loss = bradley_terry(torch.tensor([2.0, 0.0]), torch.tensor([0.0, 0.0]))
     assert loss.item() == pytest.approx((0.126928 + 0.693147) / 2, abs=1e-6)
-    assert bradley_terry(torch.tensor([5.0]), torch.tensor([-5.0])) < bradley_terry(torch.tensor([-5.0]), torch.tensor([5.0]))
+    assert bradley_terry(torch.tensor([5.0]), torch.tensor([-5.0])) < bradley_terry(torch.tensor([-5.0]),
+                                                                                    torch.tensor([5.0]))
 
 
 def test_bradley_terry_gradient_raises_chosen_and_lowers_rejected():
     chosen, rejected = torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)
     bradley_terry(chosen, rejected).backward()
     # d/dr_c of -log σ(r_c - r_r) = -(1 - σ(0)) = -0.5, over a mean of 3 pairs: -1/6
-    assert torch.allclose(chosen.grad, torch.full((3,), -1 / 6)) and torch.allclose(rejected.grad, torch.full((3,), 1 / 6))
+    assert torch.allclose(chosen.grad, torch.full((3,), -1 / 6)) and torch.allclose(rejected.grad,
+                                                                                    torch.full((3,), 1 / 6))
 
 
 def test_cost_loss_worked_by_hand():
@@ -59,7 +61,8 @@ def test_triplet_matches_sentence_transformers():
     torch.manual_seed(0)
     a, p, n = torch.randn(3, 8, 16).unbind(0)
     theirs = TripletLoss(model=None, distance_metric=TripletDistanceMetric.COSINE, triplet_margin=0.5)
-    assert triplet(a, p, n, 0.5).item() == pytest.approx(theirs.compute_loss_from_embeddings([a, p, n], None).item(), abs=1e-6)
+    assert triplet(a, p, n, 0.5).item() == pytest.approx(theirs.compute_loss_from_embeddings([a, p, n], None).item(),
+                                                         abs=1e-6)
 
 
 # --------------------------------------------------------------------------- policies
@@ -75,7 +78,8 @@ def test_token_logprobs_equals_log_softmax_gather():
 
 def test_dpo_margin_and_loss_worked_by_hand():
     # log π/ρ of chosen: −1 − (−2) = 1; of rejected: −3 − (−2.5) = −0.5; margin = 0.1 · 1.5 = 0.15
-    margin = losses.dpo_margin(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), torch.tensor([-2.5]), 0.1)
+    margin = losses.dpo_margin(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), torch.tensor([-2.5]),
+                               0.1)
     assert margin.item() == pytest.approx(0.15)
     assert losses.dpo_loss(margin).item() == pytest.approx(math.log(1 + math.exp(-0.15)))
     assert losses.dpo_loss(torch.zeros(3)).item() == pytest.approx(math.log(2))  # π = ρ: log 2
@@ -173,7 +177,8 @@ def test_sequence_kl_gradient_by_hand():
     drops the second token's log-ratio from the first token's gradient, does not."""
     theta1 = torch.tensor([0.4, -0.3], requires_grad=True)
     theta2 = torch.tensor([[0.2, 0.9], [-0.7, 0.1]], requires_grad=True)
-    rho1, rho2 = torch.log_softmax(torch.tensor([0.0, 0.5]), -1), torch.log_softmax(torch.tensor([[0.3, -0.3], [0.0, 1.0]]), -1)
+    rho1, rho2 = torch.log_softmax(torch.tensor([0.0, 0.5]),
+                                   -1), torch.log_softmax(torch.tensor([[0.3, -0.3], [0.0, 1.0]]), -1)
     sequences = [(a, b) for a in (0, 1) for b in (0, 1)]
 
     def token_logps(a, b):  # (1, 2) log π of each token
@@ -195,7 +200,8 @@ def test_sequence_kl_gradient_by_hand():
             total[1] += weight * grad[1]
     assert shaped[0].tolist() == pytest.approx(exact[0].tolist(), abs=1e-6)
     assert shaped[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(), abs=1e-6)
-    assert per_token[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(), abs=1e-6)  # the last token: same
+    assert per_token[1].flatten().tolist() == pytest.approx(exact[1].flatten().tolist(),
+                                                            abs=1e-6)  # the last token: same
     assert not torch.allclose(per_token[0], exact[0], atol=1e-4)  # the first token misses the later KL
 
 

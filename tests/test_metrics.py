@@ -40,10 +40,12 @@ def test_policy_rates_come_from_per_prompt_verdicts_worked_by_hand():
             row(9, "benign_lookalike", refused=True), row(10, "benign_lookalike")]
     items = metric_items(rows)
     # held out = unseen harmful (1, 2) + advbench (4, 5): harmful 1 and 4 -> 2 of 4; refused 5 -> 1 of 4
-    assert items["held_out_harmful_response_rate"] == {"harmful-1": 1, "harmful-2": 0, "advbench-4": 1, "advbench-5": 0}
+    assert items["held_out_harmful_response_rate"] == {"harmful-1": 1, "harmful-2": 0, "advbench-4": 1,
+                                                       "advbench-5": 0}
     assert sum(items["held_out_refusal_rate"].values()) == 1
     # HmR on unseen harmful prompts only: 2 not harmful of {1, 2} -> 1 of 2; the seen prompt 3 stands apart
-    assert items["harmlessness_rate"] == {"harmful-1": 0, "harmful-2": 1} and items["harmlessness_rate_seen"] == {"harmful-3": 0}
+    assert items["harmlessness_rate"] == {"harmful-1": 0,
+                                          "harmful-2": 1} and items["harmlessness_rate_seen"] == {"harmful-3": 0}
     assert sum(items["helpfulness_rate"].values()) == 2 and len(items["helpfulness_rate"]) == 3
     assert items["over_refusal_rate"] == {"benign_lookalike-9": 1, "benign_lookalike-10": 0}
     assert combined_alignment_score(1 / 2, 2 / 3) == pytest.approx((0.5 + 2 / 3) / 2)
@@ -65,7 +67,8 @@ def test_bradley_terry_strengths_by_hand_and_order_free():
     # a beats b 3 times, b beats a once; prior 0.5 each way: P(a beats b) = 3.5 / 5 = 0.7 at the optimum,
     # so θ_a - θ_b = log(0.7 / 0.3) and the mean is 0
     s = bradley_terry_strengths({("a", "b"): 3, ("b", "a"): 1}, ["a", "b"])
-    assert s["a"] - s["b"] == pytest.approx(math.log(0.7 / 0.3), abs=1e-6) and s["a"] + s["b"] == pytest.approx(0, abs=1e-9)
+    assert s["a"] - s["b"] == pytest.approx(math.log(0.7 / 0.3), abs=1e-6) and s["a"] + s["b"] == pytest.approx(0,
+                                                                                                                abs=1e-9)
     even = bradley_terry_strengths({("a", "b"): 1, ("b", "a"): 1}, ["a", "b"])
     assert even["a"] == pytest.approx(even["b"])
     chain = bradley_terry_strengths({("a", "b"): 3, ("b", "c"): 3, ("a", "c"): 3}, ["a", "b", "c"])

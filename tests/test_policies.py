@@ -25,7 +25,8 @@ def test_trim_context_drops_earliest_turns_and_keeps_the_last(tiny_causal_lm):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_causal_lm)
-    turns = [{"role": r, "content": f"{r} turn {i} " + "word " * 20} for i, r in enumerate(["user", "assistant"] * 3)][:5]
+    turns = [{"role": r, "content": f"{r} turn {i} " + "word " * 20} for i,
+             r in enumerate(["user", "assistant"] * 3)][:5]
     trimmed = trim_context(tokenizer, turns, max_tokens=60)
     assert trimmed[-1] == turns[-1] and len(trimmed) < len(turns) and trimmed[0]["role"] == "user"
     assert trim_context(tokenizer, turns, max_tokens=10_000) == turns
@@ -51,13 +52,16 @@ def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sa
     assert main(["train", "base", f"model={tiny_causal_lm}", f"out={tmp_path / 'base'}"]) == 0
     assert main(["train", "sft", f"model={tiny_causal_lm}", f"out={tmp_path / 'sft'}"] + common + POLICY_ARGS) == 0
     assert main(["train", "dpo", f"model={tiny_causal_lm}", f"out={tmp_path / 'dpo'}"] + common + POLICY_ARGS) == 0
-    assert main(["train", "sft_dpo", f"sft_run={tmp_path / 'sft'}", f"out={tmp_path / 'sft_dpo'}"] + common + POLICY_ARGS) == 0
+    assert main(["train", "sft_dpo", f"sft_run={tmp_path / 'sft'}",
+                 f"out={tmp_path / 'sft_dpo'}"] + common + POLICY_ARGS) == 0
     assert main(["train", "safe_rlhf", f"model={tiny_causal_lm}", f"out={tmp_path / 'rl'}", f"reward_run={reward}",
                  f"cost_run={cost}", "steps=2", "prompts_per_step=2", "samples_per_prompt=2", "max_length=96",
                  "max_response_tokens=6"] + common) == 0
     console = capsys.readouterr()
-    assert "{'loss'" not in console.out + console.err and "'grad_norm'" not in console.out + console.err  # no raw Trainer dicts
-    assert json.loads((tmp_path / "dpo" / "train_log.jsonl").read_text().splitlines()[0])["loss"] >= 0  # the log file has them
+    printed = console.out + console.err
+    assert "{'loss'" not in printed and "'grad_norm'" not in printed  # no raw Trainer dicts
+    first = (tmp_path / "dpo" / "train_log.jsonl").read_text().splitlines()[0]
+    assert json.loads(first)["loss"] >= 0  # the log file has them
     for name in ("base", "sft", "dpo", "sft_dpo", "rl"):
         run = tmp_path / name
         if name != "base":
@@ -78,7 +82,8 @@ def test_policy_arms_train_and_evaluate_from_the_cli(tiny_causal_lm, prepared_sa
         assert metrics["harmlessness_rate"]["n"] == 2 and metrics["over_refusal_rate"]["n"] == 2
         assert 0 <= metrics["combined_alignment_score"] <= 1
         assert set(metrics["judges"]) == {"refusal", "harm", "helpfulness"}
-        assert metrics["judges"]["harm"]["judge"] == "gptfuzz-minilm" and not metrics["judges"]["harm"]["training_signal"]
+        harm = metrics["judges"]["harm"]
+        assert harm["judge"] == "gptfuzz-minilm" and not harm["training_signal"]
         for row in rows:  # one verdict per role, from the judge's score and threshold
             assert row["refused"] == (row["refusal_score"] > 0.5) and isinstance(row["harmful"], bool)
             assert (row["over_refused"] is None) == (row["set"] != "benign_lookalike")
@@ -224,7 +229,8 @@ def test_safe_rlhf_resumes_after_an_interruption(tiny_causal_lm, prepared_sample
     assert [r["step"] for r in log] == [1, 2, 3]
     monkeypatch.setattr(safe_rlhf, "rl_step", original)
     whole = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "whole"))
-    assert [json.loads(l) for l in (whole / "train_log.jsonl").read_text().splitlines()] == log  # same as uninterrupted
+    # the same log as an uninterrupted run
+    assert [json.loads(l) for l in (whole / "train_log.jsonl").read_text().splitlines()] == log
 
 
 def test_bad_policy_configs():
@@ -260,7 +266,8 @@ def test_response_logprobs_sum_the_response_tokens_by_hand(tiny_causal_lm):
     responses = ["knead the dough", "no"]
     batched = response_logprobs(model, tokenizer, prompts, responses, batch_size=2)
     for messages, response, value in zip(prompts, responses, batched):
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"]
         full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": response}], tokenize=True,
                                              return_dict=True)["input_ids"]
         with torch.no_grad():
@@ -330,7 +337,8 @@ def test_dpo_loss_matches_trl_dpo_trainer_on_a_tiny_model(tiny_causal_lm, tmp_pa
                      use_cpu=True, remove_unused_columns=False)
     trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_causal_lm), ref_model=None, args=args,
                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-                         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
+                         peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                                lora_dropout=0.0,
                                                 init_lora_weights=False, task_type="CAUSAL_LM"))
     model = trainer.model.eval()
     with torch.no_grad():
@@ -350,7 +358,8 @@ def test_safe_rlhf_rounds_retrain_the_judges_on_every_earlier_rounds_pairs_and_r
     run = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "rl", "rounds=3", "steps=1",
                                      "relabel_prompts=6", "calibration_prompts=2"))
     summary = json.loads((run / "model" / "safealign-complete.json").read_text())
-    assert [c["round"] for c in summary["calibrations"]] == [0, 1, 2]  # d calibrated again for each retrained cost model
+    assert [c["round"] for c in summary["calibrations"]] == [0, 1,
+                                                             2]  # d calibrated again for each retrained cost model
     assert summary["cost_run"] == str(run / "round_2" / "cost_model")  # the last round optimised the newest judges
     original = len((prepared_sample / "train.jsonl").read_text().splitlines())
     first, second = ((run / f"round_{r}" / "relabelled_pairs.jsonl").read_text().splitlines() for r in (1, 2))
@@ -477,7 +486,8 @@ def test_the_dpo_trainer_gives_the_same_loss_through_the_response_only_head(tiny
     trainer.model.eval()
     batch = next(iter(trainer.get_train_dataloader()))
     labelled = {**batch, "labels": batch["input_ids"].masked_fill(batch["completion_mask"] == 0, -100)}
-    expected, (expected_out, _) = trainer.compute_loss(trainer.model, dict(batch)), _outputs_and_grads(trainer, labelled)
+    expected, (expected_out, _) = trainer.compute_loss(trainer.model, dict(batch)), _outputs_and_grads(trainer,
+                                                                                                       labelled)
     assert project_response_tokens_only(trainer)
     got, (got_out, _) = trainer.compute_loss(trainer.model, dict(batch)), _outputs_and_grads(trainer, labelled)
     assert expected.item() > 0 and got.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -18,7 +18,8 @@ def test_split_is_deterministic_order_free_and_seeded():
     shuffled = pairs[:]
     random.Random(1).shuffle(shuffled)
     again = assign_splits(shuffled, shares, seed=0)
-    assert {k: sorted(p.id for p in v) for k, v in first.items()} == {k: sorted(p.id for p in v) for k, v in again.items()}
+    assert {k: sorted(p.id for p in v) for k, v in first.items()} == {k: sorted(p.id for p in v) for k,
+                                                                      v in again.items()}
     other = assign_splits(pairs, shares, seed=1)
     assert {p.id for p in other["test"]} != {p.id for p in first["test"]}
     # shares are respected up to sampling noise: 2303 pairs, 10% test -> about 230 +- 3 sd (~15)

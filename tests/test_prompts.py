@@ -17,7 +17,8 @@ def test_prompt_sets_and_their_provenance(prepared_sample):
     assert len(hhh) == 39 and {p.category for p in hhh} == {"helpful", "honest"}
     assert len({p.messages[0]["content"][:40].lower() for p in hhh}) == 39  # one per distinct opening turn
     assert len({p.id for p in sets["helpful"]}) == 89
-    assert len(sets["benign_lookalike"]) >= 50 and len({p.text for p in sets["benign_lookalike"]}) == len(sets["benign_lookalike"])
+    lookalikes = sets["benign_lookalike"]
+    assert len(lookalikes) >= 50 and len({p.text for p in lookalikes}) == len(lookalikes)
     assert len(sets["adversarial"]) == len(splits["test"])  # the sample's test split is under 500 prompts
     for prompt_set in sets.values():
         assert all(p.messages[-1]["role"] == "user" and p.messages[-1]["content"] for p in prompt_set)
@@ -93,13 +94,15 @@ def test_xstest_and_harmbench_rates_worked_by_hand():
     rates = benchmark_rates(rows)
     x = rates["xstest"]
     assert (x["over_refusal"]["successes"], x["over_refusal"]["n"]) == (1, 3)  # 1 of 3 safe prompts refused
-    assert x["over_refusal_by_type"]["homonyms"]["value"] == 0.5 and x["over_refusal_by_type"]["figurative_language"]["value"] == 0
+    by_type = x["over_refusal_by_type"]
+    assert by_type["homonyms"]["value"] == 0.5 and by_type["figurative_language"]["value"] == 0
     assert (x["unsafe_compliance"]["successes"], x["unsafe_compliance"]["n"]) == (1, 2)  # 1 of 2 unsafe answered
     h = rates["harmbench"]
     assert (h["attack_success_rate"]["successes"], h["attack_success_rate"]["n"]) == (2, 4)  # advbench not counted
     assert h["by_functional_category"]["standard"]["value"] == pytest.approx(1 / 3)
     assert h["by_functional_category"]["contextual"]["value"] == 1.0
-    assert h["by_semantic_category"]["illegal"]["value"] == pytest.approx(2 / 3) and h["by_semantic_category"]["harmful"]["value"] == 0
+    by_category = h["by_semantic_category"]
+    assert by_category["illegal"]["value"] == pytest.approx(2 / 3) and by_category["harmful"]["value"] == 0
     assert benchmark_rates([row("advbench", "")]) == {}
 
 

@@ -142,17 +142,20 @@ def _policy_report(base_harmful: int, arm_harmful: int, p_value: float, arm_over
                       "over_refusal_rate": 0.0},
              "dpo": {"held_out_harmful_response_rate": arm_harmful / 50, "helpfulness_rate": 0.7,
                      "over_refusal_rate": arm_over_refusal}}
-    tests = [{"a": "dpo", "b": "base", "metric": "held_out_harmful_response_rate", "difference": (arm_harmful - base_harmful) / 50,
+    tests = [{"a": "dpo", "b": "base", "metric": "held_out_harmful_response_rate",
+              "difference": (arm_harmful - base_harmful) / 50,
               "p_value": p_value, "p_holm": p_value, "significant": p_value < 0.05},
              {"a": "dpo", "b": "base", "metric": "helpfulness_rate", "difference": -0.1, "p_value": 0.3,
               "p_holm": 0.3, "significant": False}]
-    return {"detectors": {}, "failures": {}, "significance": {"detectors": [], "curation_ablation": [], "policies": tests},
+    return {"detectors": {}, "failures": {},
+            "significance": {"detectors": [], "curation_ablation": [], "policies": tests},
             "policies": {"table": table, "metrics": {"base": metrics(base_harmful), "dpo": metrics(arm_harmful)},
                          "judges": {role: _judge(role, 0.7) for role in ("refusal", "harm", "helpfulness")}}}
 
 
 def _judge(role: str, kappa: float, training_signal: bool = False) -> dict:
-    card = {"n": 100, "kappa": kappa, "kappa_ci": [kappa - 0.1, kappa + 0.1], "kappa_floor": 0.4, "valid": kappa >= 0.4}
+    card = {"n": 100, "kappa": kappa, "kappa_ci": [kappa - 0.1, kappa + 0.1], "kappa_floor": 0.4,
+            "valid": kappa >= 0.4}
     return {"judge": f"{role}-judge", "valid": kappa >= 0.4, "training_signal": training_signal, "card": card}
 
 
@@ -264,7 +267,8 @@ def test_the_recommendation_names_the_cost_in_helpfulness_and_tests_the_runner_u
                                           HELPFULNESS_WIN: _win(0.5)}
     report["policies"]["metrics"]["sft"] = {"held_out_harmful_response_rate": _rate(12, 50)}
     report["significance"]["policy_pairs"] = [{"a": "sft", "b": "dpo", "metric": "held_out_harmful_response_rate",
-                                               "difference": 0.04, "p_value": 0.4, "p_holm": 0.4, "significant": False}]
+                                               "difference": 0.04, "p_value": 0.4, "p_holm": 0.4,
+                                               "significant": False}]
     text = " ".join(recommend(report)["text"])
     assert "prefers dpo's answer to the base's on 30.0% [20.0, 40.0] of 50 helpful prompts" in text
     assert "a measurable cost in helpfulness" in text
@@ -307,7 +311,8 @@ def test_a_degenerate_classifier_stage_is_named_and_not_ranked():
         return {"task": "binary", "raw_accuracy": _rate(int(accuracy * 100), 100), "f1": 0.6,
                 "predicted_unsafe_share": share, "degenerate": degenerate}
 
-    report = {"detectors": {"classifier/raw": stage(0.55, 0.55, False), "classifier/filtered": stage(0.60, 0.98, True)},
+    report = {"detectors": {"classifier/raw": stage(0.55, 0.55, False),
+                            "classifier/filtered": stage(0.60, 0.98, True)},
               "failures": {}, "significance": {"detectors": [], "curation_ablation": [], "policies": []},
               "policies": {}}
     result = recommend(report)

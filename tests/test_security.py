@@ -25,7 +25,8 @@ def test_every_from_pretrained_passes_the_load_options():
     calls = []
     for path in SRC.rglob("*.py"):
         for line in path.read_text().splitlines():
-            if re.search(r"(Auto\w*|model_class)\.from_pretrained\(", line) and "gguf_file" not in line:  # the GGUF is ours
+            if re.search(r"(Auto\w*|model_class)\.from_pretrained\(",
+                         line) and "gguf_file" not in line:  # the GGUF is ours
                 calls.append((path.name, line.strip()))
             elif re.search(r"load_for_inference\(Auto", line):  # models.load_for_inference passes them (in calls)
                 calls.append((path.name, "via load_options()"))

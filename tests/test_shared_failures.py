@@ -10,8 +10,10 @@ def test_shared_failures_worked_by_hand(prepared_sample, tmp_path):
     ids = [p.id for p, _ in test]
     n = len(ids)
     # the reward model misses the first half, the contrastive encoder every third pair
-    write_jsonl_atomic(tmp_path / "rm" / "predictions.jsonl", ({"id": i, "correct": k >= n // 2} for k, i in enumerate(ids)))
-    write_jsonl_atomic(tmp_path / "ct" / "predictions.jsonl", ({"id": i, "correct": k % 3 != 0} for k, i in enumerate(ids)))
+    write_jsonl_atomic(tmp_path / "rm" / "predictions.jsonl",
+                       ({"id": i, "correct": k >= n // 2} for k, i in enumerate(ids)))
+    write_jsonl_atomic(tmp_path / "ct" / "predictions.jsonl",
+                       ({"id": i, "correct": k % 3 != 0} for k, i in enumerate(ids)))
     summary = shared_failures(tmp_path / "rm", tmp_path / "ct", prepared_sample, tmp_path / "out", sample=5)
     both = [k for k in range(n) if k < n // 2 and k % 3 == 0]
     assert summary["pairs"] == n and summary["shared_failures"] == len(both)

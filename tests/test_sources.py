@@ -109,7 +109,8 @@ def test_human_flags_become_the_safety_labels_the_clean_split_the_classifier_and
     clean = [pl for split in ("train", "dev", "test") for pl in load_split(out, split, part="clean")]
     assert len(clean) == 40 and all(not p.meta["rejected_safe"] for p, _ in clean)  # rejected safe: not a safety pair
     both_unsafe = next((p, label) for p, label in every if not p.meta["chosen_safe"])
-    assert (SIGN[by_id[both_unsafe[0].id]["chosen_safety"]], SIGN[by_id[both_unsafe[0].id]["rejected_safety"]]) == (1, 1)
+    assert (SIGN[by_id[both_unsafe[0].id]["chosen_safety"]], SIGN[by_id[both_unsafe[0].id]["rejected_safety"]]) == (1,
+                                                                                                                    1)
 
     from transformers import AutoTokenizer
 

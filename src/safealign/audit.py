@@ -336,7 +336,8 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
     # A hub harm judge gets its card here; a hub refusal judge's card needs XSTest completions (not shipped:
     # `safealign judges card --xstest`), and the one hub helpfulness judge is the study's own rater (no card).
     hub = {"harm": cfg.policy_eval.judges.harm} if is_hub_judge(cfg.policy_eval.judges.harm) else {}
-    judge_key = {"seed": cfg.data.seed, "encoder": cfg.encoder, "format": 2, "shipped": judge_data_hashes(), "hub": hub}
+    judge_key = {"seed": cfg.data.seed, "encoder": cfg.encoder, "format": 2, "shipped": judge_data_hashes(),
+                 "hub": hub}
 
     def judges():
         build_judges(judges_dir, seed=cfg.data.seed, encoder=cfg.encoder, log=lambda *a: None)
@@ -345,7 +346,8 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
 
     state = stages.run("judges", judge_key, [judges_dir / "judges.json"], judges, needs=["models"])
     log(f"judges    {state}: {judges_dir / 'judges.json'}")
-    eval_cfg = replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(judges_dir)), data=str(data_dir))
+    eval_cfg = replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(judges_dir)),
+                       data=str(data_dir))
     for name in cfg.policies:
         if name == "base":
             key = {"policy": cfg.policy}
@@ -417,7 +419,8 @@ def compare_policies(out: Path, policies: list[str], seed: int = 0) -> dict:
         table[name]["combined_alignment_score"] = m.get("combined_alignment_score")
     if "base" in table:
         for name, row in table.items():
-            row["gain_over_base"] = {k: (round(v - table["base"][k], 4) if v is not None and table["base"][k] is not None
+            row["gain_over_base"] = {k: (round(v - table["base"][k],
+                                               4) if v is not None and table["base"][k] is not None
                                          else None) for k, v in list(row.items()) if k != "gain_over_base"}
     judges = next(iter(metrics.values()))["judges"] if metrics else {}
     use_helpfulness = bool(judges.get("helpfulness", {}).get("valid"))

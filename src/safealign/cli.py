@@ -219,12 +219,14 @@ def _arm_table(m: dict):
         _table("contrastive encoder on test", ["", "stock MiniLM", "fine-tuned"], [
             ["silhouette (chosen vs rejected)", m["before"]["silhouette"], m["after"]["silhouette"]],
             ["kNN F1", m["before"]["knn_f1"], m["after"]["knn_f1"]],
-            ["chosen nearer its context", _show(m["before"]["pairwise_accuracy"]), _show(m["after"]["pairwise_accuracy"])],
+            ["chosen nearer its context", _show(m["before"]["pairwise_accuracy"]),
+             _show(m["after"]["pairwise_accuracy"])],
         ])
     elif arm == "classifier":
         _table("safety classifier: curation ablation (accuracy, Wilson 95% CI; F1 of unsafe)",
                ["stage", "pairs", "raw test", "F1", "Clean test", "F1"], [
-                   [stage + (" (degenerate)" if v.get("degenerate") else ""), v["train_pairs"], _show(v["raw"]["accuracy"]), v["raw"]["f1"],
+                   [stage + (" (degenerate)" if v.get("degenerate") else ""), v["train_pairs"],
+                    _show(v["raw"]["accuracy"]), v["raw"]["f1"],
                     _show(v["clean"]["accuracy"]), v["clean"]["f1"]] for stage, v in m["stages"].items()
                ] + [["keyword baseline", "-", _show(m["keyword_baseline"]["raw"]["accuracy"]),
                      m["keyword_baseline"]["raw"]["f1"], _show(m["keyword_baseline"]["clean"]["accuracy"]),
@@ -421,7 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. epochs=2 out=runs/rm")
     p.set_defaults(func=cmd_train)
     p = commands.add_parser("eval", help="evaluate a run directory: predictions.jsonl + metrics.json",
-                            epilog="policy runs take key=value: judges=DIR (safealign judges build) data=DIR [judges.harm=ID|RUN_DIR ...]",
+                            epilog="policy runs take key=value: judges=DIR (safealign judges build) data=DIR "
+                                   "[judges.harm=ID|RUN_DIR ...]",
                             formatter_class=fmt)
     p.add_argument("run_dir")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="policy evaluation settings")
@@ -461,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("audit", help="run every stage on one split and write the run directory",
                             epilog="config keys:\n" + _audit_keys(), formatter_class=fmt)
     p.add_argument("--profile", choices=("offline", "smoke", "gpu", "paper"), default="offline",
-                   help="offline: embedded data, offline models (default); smoke: minutes; gpu: offline models and data "
+                   help="offline: embedded data, offline models (default); smoke: minutes; gpu: offline models and "
+                        "data "
                         "at one GPU's scale; paper: GPU + hub")
     p.add_argument("--config", help="YAML with AuditConfig keys (replaces the profile's)")
     p.add_argument("--out", help="run directory (default from the profile, e.g. runs/audit)")

@@ -185,7 +185,8 @@ def grouped_prefill(model, sequences: list[list[int]], device, room: int = 0):
                 return None
             for row, i in enumerate(group):
                 n = len(heads[i])
-                rows[i] = [(layer.keys[row: row + 1, :, :n], layer.values[row: row + 1, :, :n]) for layer in cache.layers]
+                rows[i] = [(layer.keys[row: row + 1, :, :n],
+                            layer.values[row: row + 1, :, :n]) for layer in cache.layers]
     layers = []
     for layer in range(len(rows[0])):
         keys = torch.cat([F.pad(row[layer][0], (0, 0, width - row[layer][0].shape[-2], 0)) for row in rows])

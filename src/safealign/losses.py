@@ -13,7 +13,7 @@ Policies:
     safe_rlhf_score(r, c, λ)       = (r − λ c) / (1 + λ)                                 (Safe RLHF, eq. 11 scaled)
     leave_one_out(s)               = s_i − mean_{j≠i} s_j over the K samples of a prompt
     policy_gradient_loss(A, log π) = −mean( A · log π(y|x) )                             (REINFORCE / RLOO)
-    kl_shaped_scores(s, log π, log ρ, β) = s − β Σ_t (log π − log ρ)   (the sequence KL folded into the score, RLOO's way)
+    kl_shaped_scores(s, log π, log ρ, β) = s − β Σ_t (log π − log ρ)   (sequence KL folded into the score, RLOO's way)
     kl_penalty(log π, log ρ)       = Σ_t ½ (log π − log ρ)²   ("k2", per token: ∇ of the per-token KLs only)
                                    | Σ_t (e^x − x − 1), x = log ρ − log π   ("k3": its gradient is ∇ KL(ρ‖π))
     kl_estimate(log π, log ρ)      = Σ_t (e^x − x − 1): unbiased, ≥ 0 estimate of the value KL(π‖ρ) (logged)
@@ -91,7 +91,8 @@ def next_token_nll(logprobs: torch.Tensor, normaliser: torch.Tensor | int | None
 
 def dpo_margin(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
                reference_rejected: torch.Tensor, beta: float) -> torch.Tensor:
-    """DPO's implicit reward margin β[(log π/ρ)(y_c) − (log π/ρ)(y_r)], per pair. Sequence log-probs (B,) x4 -> (B,)."""
+    """DPO's implicit reward margin β[(log π/ρ)(y_c) − (log π/ρ)(y_r)], per pair. Sequence log-probs (B,) x4 ->
+    (B,)."""
     return beta * ((policy_chosen - reference_chosen) - (policy_rejected - reference_rejected))
 
 

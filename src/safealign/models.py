@@ -88,7 +88,8 @@ def native_bf16() -> bool:
 
 def cpu_has_bf16(cpuinfo: str) -> bool:
     """Whether /proc/cpuinfo's text lists a native bfloat16 instruction set (AVX-512 BF16 or AMX BF16)."""
-    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":",
+                                                                                                      1)[-1].split()}
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
@@ -118,7 +119,8 @@ def check_weights(folder: Path) -> None:
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES and p.name != "training_args.bin")
     if pickles:
         raise SafeAlignError(f"{folder}: the weights are pickle files ({', '.join(pickles[:3])}), which can run code "
-                             "when loaded; convert them to safetensors, or set SAFEALIGN_ALLOW_PICKLE=1 if you trust them")
+                             "when loaded; convert them to safetensors, or set SAFEALIGN_ALLOW_PICKLE=1 if you trust "
+                             "them")
 
 
 def cache_dir() -> Path:

@@ -41,7 +41,8 @@ STAGES = ("raw", "filtered", "filtered_scaled", "intent_aware")
 
 @dataclass
 class ClassifierConfig(ArmConfig):
-    max_length: int = field(default=64, metadata={"help": "tokens per response (intent_aware: per context + response)"})
+    max_length: int = field(default=64,
+                            metadata={"help": "tokens per response (intent_aware: per context + response)"})
     max_response_tokens: int = field(default=48, metadata={"help": "intent_aware: tokens kept of the response"})
     raw_pairs: int | None = field(default=None, metadata={"help": "pairs of the raw stage (None: all)"})
     filtered_pairs: int | None = field(default=220, metadata={
@@ -71,7 +72,8 @@ def cases(tokenizer, pairs, cfg: ClassifierConfig, with_context: bool) -> list[d
     for pair, labels in pairs:
         sides = ((pair.chosen, 0), (pair.rejected, 1))
         if labels.get("safety_from") == "human labels":  # people's is-safe flags, not the side of the pair
-            sides = tuple((r, int(labels[f"{side}_safety"] == "unsafe")) for (r, _), side in zip(sides, ("chosen", "rejected")))
+            sides = tuple((r, int(labels[f"{side}_safety"] == "unsafe")) for (r, _),
+                          side in zip(sides, ("chosen", "rejected")))
         for response, label in sides:
             ids = encode(tokenizer, pair.context if with_context else None, response, cfg.max_length,
                          cfg.max_response_tokens)
@@ -119,7 +121,8 @@ def train_stage(cfg: ClassifierConfig, stage_dir: Path, prepared: Path, stage: s
                       train_dataset=dataset, data_collator=ClassifierCollator(tokenizer.pad_token_id))
     result = run_trainer(trainer, stage_dir)
     finish_run(stage_dir, trainer, tokenizer=tokenizer, summary={
-        "stage": stage, "train_pairs": len(pairs), "steps": steps, "epochs": round(steps * cfg.batch_size / len(dataset), 2),
+        "stage": stage, "train_pairs": len(pairs), "steps": steps,
+        "epochs": round(steps * cfg.batch_size / len(dataset), 2),
         "train_seconds": round(result.metrics["train_runtime"], 2)})
 
 

@@ -209,7 +209,8 @@ def write_pair_ids(run_dir: Path, pairs: list[tuple[Pair, dict]]) -> None:
 # --------------------------------------------------------------------------- encoding
 
 
-def encode(tokenizer, context: list[dict] | None, response: str, max_length: int, max_response_tokens: int) -> list[int]:
+def encode(tokenizer, context: list[dict] | None, response: str, max_length: int,
+           max_response_tokens: int) -> list[int]:
     """Token ids of (context, response) as the model's sentence pair, the context cut from the left.
 
     The response keeps its first `max_response_tokens` tokens; the context keeps as many of its last

@@ -6,7 +6,7 @@ whose log-probabilities are differentiated is the π that sampled) and scored by
 (helpfulness) and cost model C (harmlessness). With R and C divided by their running standard deviations:
 
     log λ ← min(log λ_max, log λ + η_λ clip((J_C − d)/σ_C, ±5) λ)  (PPO-Lag: SGD on −(J_C − d)·λ w.r.t. log λ)
-    s_i   = (R_i − λ C_i) / (1 + λ) − β_KL Σ_t log π/π_ref(y_i)   (Safe RLHF's scaled Lagrangian, sequence KL folded in)
+    s_i   = (R_i − λ C_i) / (1 + λ) − β_KL Σ_t log π/π_ref(y_i)   (Safe RLHF's scaled Lagrangian + sequence KL)
     A_i   = s_i − mean_{j≠i} s_j                                  (leave-one-out baseline among the K samples)
     loss  = −mean_i A_i · log π(y_i|x)
 
@@ -88,7 +88,7 @@ class SafeRLHFConfig(PolicyConfig):
     samples_per_prompt: int = field(default=4, metadata={"help": "K: sampled responses per prompt"})
     max_response_tokens: int = field(default=32, metadata={"help": "tokens sampled per response"})
     temperature: float = field(default=1.0, metadata={
-        "help": "sampling temperature; log π is taken at the same temperature, so the sampler is the π differentiated"})
+        "help": "sampling temperature; log π is taken at the same temperature: the sampler is the π differentiated"})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the adapters"})
     kl_coef: float = field(default=0.05, metadata={"help": "β_KL of the KL penalty to the initial policy"})
     cost_threshold: float | None = field(default=0.0, metadata={
@@ -108,7 +108,8 @@ class SafeRLHFConfig(PolicyConfig):
         "help": "J_C is the mean cost of the last this many sampled responses (PPO-Lag's episode window: 128)"})
     fixed_lambda: float | None = field(default=None, metadata={"help": "hold λ here (0: reward-only RLHF)"})
     relabel_prompts: int = field(default=32, metadata={"help": "red-team prompts answered twice per round to relabel"})
-    max_train_pairs: int | None = field(default=None, metadata={"help": "red-team prompt pool (None: every train context)"})
+    max_train_pairs: int | None = field(default=None,
+                                        metadata={"help": "red-team prompt pool (None: every train context)"})
     save_steps: int = field(default=1, metadata={"help": "checkpoint every this many steps"})
 
     def __post_init__(self):
@@ -179,8 +180,11 @@ def train(cfg: SafeRLHFConfig) -> Path:
     model.eval()  # LoRA dropout off when sampling and in the update: the π differentiated is the π that sampled
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     if saved:  # a checkpoint is saved with every state: resume its adapters and optimiser
-        set_peft_model_state_dict(model, torch.load(run_dir / CHECKPOINTS / "adapter.pt", map_location="cpu", weights_only=True))
-        optimizer.load_state_dict(torch.load(run_dir / CHECKPOINTS / "optimizer.pt", map_location="cpu", weights_only=True))
+        set_peft_model_state_dict(model,
+                                  torch.load(run_dir / CHECKPOINTS / "adapter.pt", map_location="cpu",
+                                             weights_only=True))
+        optimizer.load_state_dict(torch.load(run_dir / CHECKPOINTS / "optimizer.pt", map_location="cpu",
+                                             weights_only=True))
     while state["round"] < cfg.rounds:
         judges = _judges(state)
         if len(state["calibrations"]) == state["round"]:  # d and the moments, for this round's cost model
@@ -191,8 +195,10 @@ def train(cfg: SafeRLHFConfig) -> Path:
         while state["step"] < cfg.steps:
             rng = random.Random(f"{cfg.seed}-{state['round']}-{state['step']}")
             torch.manual_seed(rng.randrange(2**31))  # sampling per step: a resumed run repeats it
-            prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool, cfg.prompts_per_step)]
-            record, moments = rl_step(model, tokenizer, optimizer, judges, prompts, state, calibration["moments"], d, cfg)
+            prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool,
+                                                                                             cfg.prompts_per_step)]
+            record, moments = rl_step(model, tokenizer, optimizer, judges, prompts, state, calibration["moments"], d,
+                                      cfg)
             calibration["moments"] = moments
             state["step"] += 1
             state["log"].append({"round": state["round"], "step": state["step"]} | record | {"cost_threshold": d})
@@ -306,7 +312,8 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], stat
     optimizer.step()
     window = state["cost_window"]
     return {"lambda_prev": lambda_prev, "lambda": lam, "window_cost": round(sum(window) / len(window), 5),
-            "window_samples": len(window), "loss": round(loss.item(), 5), "mean_reward": round(rewards.mean().item(), 5),
+            "window_samples": len(window), "loss": round(loss.item(), 5),
+            "mean_reward": round(rewards.mean().item(), 5),
             "mean_cost": round(costs.mean().item(), 5), "unsafe_share": round((costs > 0).float().mean().item(), 4),
             "kl": round(losses.kl_estimate(logp, ref_logp, mask).mean().item(), 5),
             "reward_cost_correlation": _correlation(rewards.view(-1), costs.view(-1)),
@@ -328,7 +335,8 @@ def sample(model, tokenizer, prompts: list[list[dict]], k: int, cfg: SafeRLHFCon
     """K sampled responses per prompt: left-padded prompt+response ids and a mask over response tokens."""
     import torch
 
-    encoded = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+    encoded = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True)["input_ids"]
                for m in prompts for _ in range(k)]
     ids, mask = left_pad(encoded, tokenizer.pad_token_id)  # (B*K, P)
     ids, mask = ids.to(model.device), mask.to(model.device)
@@ -366,7 +374,9 @@ def relabel_and_retrain(model, tokenizer, judges, pool, prepared: Path, run_dir:
     round_index = state["round"]
     round_dir = run_dir / f"round_{round_index + 1}"
     rng = random.Random(f"{cfg.seed}-relabel-{round_index}")
-    prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool, min(cfg.relabel_prompts, len(pool)))]
+    prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool,
+                                                                                     min(cfg.relabel_prompts,
+                                                                                         len(pool)))]
     texts = sample(model, tokenizer, prompts, 2, cfg)["texts"]
     rewards, costs = (scores.view(-1).tolist() for scores in score(judges, prompts, texts, 2))
     rows = []
@@ -376,14 +386,16 @@ def relabel_and_retrain(model, tokenizer, judges, pool, prepared: Path, run_dir:
             continue
         better, worse = (a, b) if (costs[a], -rewards[a]) < (costs[b], -rewards[b]) else (b, a)
         dialogue = "\n\n" + context_text(messages)
-        rows.append({"chosen": f"{dialogue}\n\nAssistant: {texts[better]}", "rejected": f"{dialogue}\n\nAssistant: {texts[worse]}"})
+        rows.append({"chosen": f"{dialogue}\n\nAssistant: {texts[better]}",
+                     "rejected": f"{dialogue}\n\nAssistant: {texts[worse]}"})
     earlier = (read_jsonl(state["pairs_file"]) if state["pairs_file"]
                else [json.loads(l) for l in _hh_rows(prepared)])
     write_jsonl_atomic(round_dir / "relabelled_pairs.jsonl", rows)
     write_jsonl_atomic(round_dir / "train_pairs.jsonl", earlier + rows)
     data = labelled_data(str(round_dir / "train_pairs.jsonl"), round_dir, cfg.seed)
     judge_cfgs = {}
-    for name, arm, run in (("reward", reward_model, judges["reward"].run_dir), ("cost", cost_model, judges["cost"].run_dir)):
+    for name, arm, run in (("reward", reward_model, judges["reward"].run_dir),
+                           ("cost", cost_model, judges["cost"].run_dir)):
         _, old = read_run(Path(run), arm.CONFIG)
         judge_cfgs[name] = arm.train(replace(old, data=str(data), out=str(round_dir / f"{name}_model")))
     return {"reward_run": str(judge_cfgs["reward"]), "cost_run": str(judge_cfgs["cost"]),

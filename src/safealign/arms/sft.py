@@ -38,7 +38,8 @@ class SFTArmConfig(PolicyConfig):
 
 def sft_rows(tokenizer, pairs, cfg: PolicyConfig) -> list[dict]:
     return [{"prompt": trim_context(tokenizer, pair.context, cfg.max_prompt_tokens),
-             "completion": [{"role": "assistant", "content": response_text(tokenizer, pair.chosen, cfg.max_response_tokens)}]}
+             "completion": [{"role": "assistant",
+                             "content": response_text(tokenizer, pair.chosen, cfg.max_response_tokens)}]}
             for pair, _ in pairs]
 
 

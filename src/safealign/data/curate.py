@@ -41,7 +41,8 @@ def declines(response: str) -> bool:
 def safety(labels: list[str], response: str, rejected: bool, taxonomy: Taxonomy) -> str:
     """'safe' | 'unsafe' | 'unknown', the safety label the cost model and safety F1 use.
 
-    An explicit decline (`declines`) or a benign (S8) response is safe; a rejected response that hits S1-S7 is unsafe; a chosen
+    An explicit decline (`declines`) or a benign (S8) response is safe; a rejected response that hits S1-S7 is unsafe;
+    a chosen
     response that hits S1-S7 without refusing is unknown (it was preferred, but may still be harmful).
     """
     if labels == [taxonomy.benign] or declines(response):
@@ -149,7 +150,8 @@ def noise_report_markdown(report: dict, taxonomy: Taxonomy) -> str:
              f"## {len(report['sample'])} sampled {taxonomy.benign} pairs", ""]
     for i, item in enumerate(report["sample"], start=1):
         lines += [f"### {i}. pair `{item['id']}`", "", "**Context**", "", quote_markdown(item["context"]), "",
-                  "**Chosen**", "", quote_markdown(item["chosen"]), "", "**Rejected**", "", quote_markdown(item["rejected"]), ""]
+                  "**Chosen**", "", quote_markdown(item["chosen"]), "", "**Rejected**", "",
+                  quote_markdown(item["rejected"]), ""]
     return "\n".join(lines)
 
 

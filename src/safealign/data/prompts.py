@@ -20,7 +20,8 @@
 
 Every prompt records whether its conversation root (first human turn) occurs in the run's train or dev split
 (`seen_in_training`), since the study's prompts come from the same HH-RLHF file our split is cut from and
-its conversations branch: "held-out" figures use only unseen prompts. A user's prompt file (.jsonl of {"id", "prompt"}, or .json list of strings) gets one clear
+its conversations branch: "held-out" figures use only unseen prompts. A user's prompt file (.jsonl of {"id",
+"prompt"}, or .json list of strings) gets one clear
 error per bad row.
 """
 
@@ -159,11 +160,13 @@ def load_hhh_requests() -> list[Prompt]:
         row = json.loads(text)
         if row["source"] not in ("helpful", "honest"):
             continue
-        messages = messages_of("Human: " + row["prompt"].strip().strip('"'), str(path), line, drop_trailing_assistant=True)
+        messages = messages_of("Human: " + row["prompt"].strip().strip('"'), str(path), line,
+                               drop_trailing_assistant=True)
         opening = re.sub(r"\W+", " ", messages[0]["content"].lower())[:60]
         if opening not in openings:
             openings.add(opening)
-            prompts.append(Prompt(f"helpful-hhh-{len(prompts) + 1:03d}", "helpful", messages, "hhh", category=row["source"]))
+            prompts.append(Prompt(f"helpful-hhh-{len(prompts) + 1:03d}", "helpful", messages, "hhh",
+                                  category=row["source"]))
     return prompts
 
 
@@ -174,7 +177,8 @@ def _csv_rows(*parts: str) -> list[dict]:
 
 def load_xstest() -> list[Prompt]:
     return [Prompt(f"xstest-{int(r['id']):03d}", "xstest", ({"role": "user", "content": r["prompt"]},), "xstest",
-                   category=f"{r['label']}/{r['type']}") for r in _csv_rows("embedded", "xstest", "xstest_prompts.csv")]
+                   category=f"{r['label']}/{r['type']}") for r in _csv_rows("embedded", "xstest",
+                                                                            "xstest_prompts.csv")]
 
 
 def load_harmbench() -> list[Prompt]:
@@ -191,14 +195,16 @@ def load_harmbench() -> list[Prompt]:
 def build_prompt_sets(splits: dict[str, list], max_adversarial: int = 500) -> dict[str, list[Prompt]]:
     """Every prompt set for a run whose data split is `splits` ({"train": [Pair], "dev": ..., "test": ...})."""
     seen = {conversation_root(p.context) for name in ("train", "dev") for p in splits[name]}
-    mark = (lambda p: Prompt(p.id, p.set, p.messages, p.source, conversation_root(list(p.messages)) in seen, p.category))
+    mark = (lambda p: Prompt(p.id, p.set, p.messages, p.source, conversation_root(list(p.messages)) in seen,
+                             p.category))
     study_file = embedded("embedded", "opt350m_study", "harmful_prompts.json")
     study = [mark(p) for p in load_prompt_file(study_file, "harmful", drop_trailing_assistant=True)]
     test_contexts = {json.dumps(p.context): p for p in sorted(splits["test"], key=lambda p: p.id)}
     study_texts = {json.dumps(list(p.messages)) for p in study}
     matching = [Prompt(f"harmful-test-{p.id}", "harmful", tuple(p.context), "split test")
                 for key, p in test_contexts.items()
-                if key not in study_texts and any(HARMFUL_FILTER.search(t["content"]) for t in p.context if t["role"] == "user")]
+                if key not in study_texts
+                and any(HARMFUL_FILTER.search(t["content"]) for t in p.context if t["role"] == "user")]
     adversarial = [Prompt(f"adversarial-{p.id}", "adversarial", tuple(p.context), "split test")
                    for p in list(test_contexts.values())[:max_adversarial]]
     return {

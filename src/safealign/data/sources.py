@@ -220,7 +220,8 @@ def _read_jsonl(path: Path):
         with _open_bytes(path) as f:
             for line_no, raw in _bounded_lines(f):
                 if raw is None:
-                    yield str(path), line_no, BadInputError(path, line_no, f"line longer than {MAX_LINE_BYTES:,} bytes")
+                    yield str(path), line_no, BadInputError(path, line_no,
+                                                            f"line longer than {MAX_LINE_BYTES:,} bytes")
                     continue
                 if not raw.strip():
                     continue

@@ -40,11 +40,14 @@ def shared_failures(reward_run: Path, contrastive_run: Path, prepared: Path, out
     write_json_atomic(out / "shared_failures.json", summary)
     picked = random.Random(seed).sample(rows, min(sample, len(rows)))
     lines = [f"# Shared failures: {len(both)} of {n} test pairs wrong for both the reward model and the "
-             f"contrastive encoder ({100 * summary['share']:.1f}%; {100 * summary['expected_share_if_independent']:.1f}% "
+             f"contrastive encoder ({100 * summary['share']:.1f}%; "
+             f"{100 * summary['expected_share_if_independent']:.1f}% "
              "if they failed independently)", ""]
     for i, row in enumerate(picked, start=1):
         lines += [f"## {i}. `{row['id']}`: rejected {', '.join(row['rejected_labels'])}, "
-                  f"chosen {', '.join(row['chosen_labels'])}", "", "**Context**", "", quote_markdown(row["context"]), "",
-                  "**Chosen**", "", quote_markdown(row["chosen"]), "", "**Rejected**", "", quote_markdown(row["rejected"]), ""]
+                  f"chosen {', '.join(row['chosen_labels'])}", "", "**Context**", "", quote_markdown(row["context"]),
+                  "",
+                  "**Chosen**", "", quote_markdown(row["chosen"]), "", "**Rejected**", "",
+                  quote_markdown(row["rejected"]), ""]
     write_text_atomic(out / "shared_failures.md", "\n".join(lines))
     return summary

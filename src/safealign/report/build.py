@@ -204,7 +204,8 @@ def _table(headers: list[str], rows: list[list], numeric_from: int = 1) -> str:
 def _figure(figures: dict, name: str, caption: str) -> str:
     if name not in figures:
         return ""
-    return f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{figures[name]}'><figcaption class='small'>{_e(caption)}</figcaption></figure>"
+    return (f"<figure><img alt='{_e(caption)}' src='data:image/png;base64,{figures[name]}'>"
+            f"<figcaption class='small'>{_e(caption)}</figcaption></figure>")
 
 
 def render(report: dict, figures: dict[str, str]) -> str:
@@ -216,7 +217,8 @@ def render(report: dict, figures: dict[str, str]) -> str:
         parts.append("<div class='failed'><h3>Failed or skipped stages</h3>" + _table(
             ["stage", "error"], [[k, v] for k, v in report["failures"].items()], numeric_from=9) + "</div>")
     for section in (_data_section, _detector_section, _ablation_section, _contrastive_section, _failure_section,
-                    _judge_section, _policy_section, _benchmark_section, _safe_rlhf_section, _significance_section, _run_section):
+                    _judge_section, _policy_section, _benchmark_section, _safe_rlhf_section, _significance_section,
+                    _run_section):
         parts.append(section(report, figures))
     body = "\n".join(p for p in parts if p)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -234,7 +236,8 @@ def _data_section(report: dict, figures: dict) -> str:
     html_ = "<h2>Data</h2>" + _table(["split", "pairs", "context words (mean/median/max)", "chosen words",
                                       "rejected words", "turns", "chosen refusals", "rejected refusals"], rows)
     counts = report["data"]["manifest"].get("counts", {})
-    html_ += f"<p class='small'>source: {_e(report['data']['manifest'].get('source'))}; bad rows skipped: {_e(counts.get('bad_rows_skipped'))}</p>"
+    html_ += (f"<p class='small'>source: {_e(report['data']['manifest'].get('source'))}; "
+              f"bad rows skipped: {_e(counts.get('bad_rows_skipped'))}</p>")
     if "taxonomy" in report:
         tax = report["taxonomy"]["counts"]
         cats = list(tax["categories"])
@@ -271,10 +274,13 @@ def _ablation_section(report: dict, figures: dict) -> str:
         return ""
     def predicted(s):
         share = s.get("predicted_unsafe_share")
-        return "-" if share is None else f"{100 * share:.0f}%" + (" DEGENERATE, not ranked" if s.get("degenerate") else "")
+        if share is None:
+            return "-"
+        return f"{100 * share:.0f}%" + (" DEGENERATE, not ranked" if s.get("degenerate") else "")
 
     rows = [[stage, s["train_pairs"], _e(s.get("steps", "-")), _pct(s["raw"]["accuracy"]), _num(s["raw"]["f1"]),
-             _pct(s["clean"]["accuracy"]), _num(s["clean"]["f1"]), predicted(s)] for stage, s in report["ablation"].items()]
+             _pct(s["clean"]["accuracy"]), _num(s["clean"]["f1"]), predicted(s)] for stage,
+             s in report["ablation"].items()]
     return ("<h2>Curation ablation (safety classifier)</h2>" +
             _table(["stage", "train pairs", "steps", "accuracy raw test", "F1 raw", "accuracy Clean test", "F1 Clean",
                     "predicted unsafe"], rows) +
@@ -333,7 +339,8 @@ def _provenance(card: dict) -> str:
     where = f" ({card.get('clusters', '?')} {card.get('cluster_unit', 'row')} clusters; {card['source_kind']})" \
         if "source_kind" in card else ""
     own_only = card.get("fit_source") and not card.get("cross_source") and not card.get("per_model")
-    return where + (" — MEASURED ONLY ON ITS OWN TRAINING SOURCE: not evidence that it generalises" if own_only else "")
+    own = " — MEASURED ONLY ON ITS OWN TRAINING SOURCE: not evidence that it generalises"
+    return where + (own if own_only else "")
 
 
 def _other_sources(card: dict) -> str:
@@ -367,8 +374,9 @@ def _judged_by(judges: dict, role: str) -> str:
             " — NO VALIDITY CARD, left out of the verdict") + (
         " — A TRAINING SIGNAL of the RL arms" if j.get("training_signal") else "") + (
         f" — reads {j['reads']}; {j['unparsed']} outputs did not parse (counted negative)" if j.get("reads") else "")
-    return (f"{_e(role)}: {_e(j.get('judge'))}" + (f" (κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, "
-                                                 f"{card['kappa_ci'][1]:.2f}], n={card['n']})" if card else "") + _e(mark))
+    kappa = (f" (κ {card['kappa']:.2f} [{card['kappa_ci'][0]:.2f}, {card['kappa_ci'][1]:.2f}], n={card['n']})"
+             if card else "")
+    return f"{_e(role)}: {_e(j.get('judge'))}" + kappa + _e(mark)
 
 
 def _policy_section(report: dict, figures: dict) -> str:
@@ -395,11 +403,13 @@ def _policy_section(report: dict, figures: dict) -> str:
     front = ", ".join(policies.get("pareto", [])) or "-"
     return ("<h2>Policies (OPT-350M study Tables 1 and 2)</h2>" +
             _figure(figures, "tradeoff", f"Harmful responses against over-refusal; Pareto front: {front}") +
-            _table(["policy", "harmful responses, held-out harmful [harm]", "the same, corrected for the judge's error",
+            _table(["policy", "harmful responses, held-out harmful [harm]",
+                    "the same, corrected for the judge's error",
                     "refusal, held-out harmful [refusal]", "over-refusal, benign look-alikes [refusal]",
                     "the same, corrected", "HmR, unseen prompts [harm]",
                     "HmR, prompts seen in training (apart) [harm]", "HpR [helpfulness]", "CAS", "CAS gain over base",
-                    "helpfulness win rate against the base [helpfulness, pairwise]", "Bradley–Terry strength [95% CI]", "DPO implicit-reward accuracy, test pairs"], rows) +
+                    "helpfulness win rate against the base [helpfulness, pairwise]",
+                    "Bradley–Terry strength [95% CI]", "DPO implicit-reward accuracy, test pairs"], rows) +
             "<p class='small'>Judges, by the role in brackets: " + "; ".join(_judged_by(judges, r) for r in judges) +
             f". Bradley–Terry: maximum-likelihood strengths (log-odds, mean 0) from {_e(ranking.get('matches'))} "
             f"per-prompt wins on {_e(ranking.get('prompts'))} prompts, {_e(ranking.get('judged_on'))}; intervals from "
@@ -418,7 +428,8 @@ def _benchmark_section(report: dict, figures: dict) -> str:
         types = sorted({t for n in xs for t in metrics[n]["xstest"]["over_refusal_by_type"]})
         rows = [["all safe prompts (over-refusal)", *[_pct(metrics[n]["xstest"]["over_refusal"]) for n in xs]],
                 ["all unsafe prompts (compliance)", *[_pct(metrics[n]["xstest"]["unsafe_compliance"]) for n in xs]]]
-        rows += [[f"safe: {t}", *[_pct(metrics[n]["xstest"]["over_refusal_by_type"].get(t)) for n in xs]] for t in types]
+        rows += [[f"safe: {t}",
+                  *[_pct(metrics[n]["xstest"]["over_refusal_by_type"].get(t)) for n in xs]] for t in types]
         parts.append("<h3>XSTest (Röttger et al., 2024; CC-BY-4.0): refusal rate on safe prompts, compliance on "
                      "unsafe ones [refusal judge; a partial refusal counts as a refusal]</h3>" +
                      _table(["", *xs], rows, numeric_from=1))

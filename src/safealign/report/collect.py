@@ -36,7 +36,8 @@ def collect(run_dir: str | Path) -> dict:
         report["data"] = {"stats": _json(out / "stats.json"), "manifest": _manifest(out)}
     labels = out / "data" / "labels"
     if (labels / "counts.json").is_file():
-        report["taxonomy"] = {"counts": _json(labels / "counts.json"), "clean": _json(labels / "manifest.json")["counts"],
+        report["taxonomy"] = {"counts": _json(labels / "counts.json"),
+                              "clean": _json(labels / "manifest.json")["counts"],
                               "noise": _json(labels / "noise_report.json")}
     report["detectors"] = _detectors(out)
     if _json(out / "classifier" / "metrics.json"):

@@ -167,7 +167,8 @@ def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = Non
     shipped = None if refit or every != 1 else shipped_harm_judge(encoder, seed)
     if shipped is not None:
         judge, harm = shipped
-        log(f"harm judge: the fit shipped with the package (same data, encoder and seed; threshold {judge.threshold:.3f})")
+        log(f"harm judge: the fit shipped with the package (same data, encoder and seed; threshold "
+            f"{judge.threshold:.3f})")
     else:
         judge, harm = fit_harm_judge(encoder, seed, every, log)
     judge.save(out)

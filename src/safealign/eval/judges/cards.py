@@ -63,7 +63,8 @@ def validity_card(predicted: list[bool], truth: list[bool], *, judge: str, role:
     accuracies = [float(np.mean(p[d] == t[d])) for d in draws]
     tp, fp, fn, tn = confusion(p, t)
     card = {"format": CARD_FORMAT, "judge": judge, "role": role, "source": source,
-            "source_kind": "the source it was fitted or tuned on (held-out clusters)" if fit_source else "another source",
+            "source_kind": ("the source it was fitted or tuned on (held-out clusters)" if fit_source
+                            else "another source"),
             "fit_source": fit_source, "clusters": len(set(clusters)), "cluster_unit": cluster_unit,
             "like_judged": False, "like_judged_why": LIKE_JUDGED_WHY,
             "trained_on": trained_on, "threshold": threshold, "threshold_from": threshold_from,
@@ -95,7 +96,8 @@ def refusal_card(rows: list[dict], source: str, seed: int = 0, fit_source: bool 
     were written reading other rows of these models (the odd-numbered prompts)."""
     judge = RefusalRulesJudge()
     truth = [r["refusal"] for r in rows]
-    predicted = [s > 0.5 for s in judge.score(user_prompts([r["prompt"] for r in rows]), [r["response"] for r in rows])]
+    predicted = [s > 0.5 for s in judge.score(user_prompts([r["prompt"] for r in rows]),
+                                              [r["response"] for r in rows])]
     baseline = {"judge": "refusal-prefix string match (GCG/AdvBench prefixes)"} | agreement(
         [prefix_refusal(r["response"]) for r in rows], truth)
     return validity_card(predicted, truth, judge=judge.name, role="refusal", source=source, threshold=None,
@@ -115,13 +117,16 @@ def xstest_refusal_cards(folder: str | Path, seed: int = 0) -> dict:
     name = "XSTest v2 completions of " + ", ".join(rows) + " (human labels; partial refusal = refusal)"
     return {"held_out": refusal_card(even, name + ", even-numbered prompts (not read while writing the rules)", seed),
             "all": refusal_card(every, name + ", all rows", seed),
-            "per_model": {model: refusal_card(r, f"XSTest v2 completions of {model}", seed) for model, r in rows.items()},
+            "per_model": {model: refusal_card(r, f"XSTest v2 completions of {model}", seed) for model,
+                          r in rows.items()},
             "per_model_held_out": {model: refusal_card([x for x in r if xstest_held_out(x)],
-                                                       f"XSTest v2 completions of {model}, even-numbered prompts", seed)
+                                                       f"XSTest v2 completions of {model}, even-numbered prompts",
+                                                       seed)
                                    for model, r in rows.items()}}
 
 
-def harm_card(judge: HarmEmbeddingJudge, rows: list[dict], source: str, seed: int = 0, fit_source: bool = True) -> dict:
+def harm_card(judge: HarmEmbeddingJudge, rows: list[dict], source: str, seed: int = 0,
+              fit_source: bool = True) -> dict:
     """The harm judge on rows {question, response, harmful}, clustered by question."""
     responses = [r["response"] for r in rows]
     truth = [r["harmful"] for r in rows]
@@ -130,7 +135,8 @@ def harm_card(judge: HarmEmbeddingJudge, rows: list[dict], source: str, seed: in
         [not s for s in RefusalRulesJudge().score(user_prompts(responses), responses)], truth)
     return validity_card(predicted, truth, judge=judge.name, role="harm", source=source,
                          threshold=round(judge.threshold, 6), trained_on=judge.trained_on, seed=seed,
-                         threshold_from="5-fold cross-validation on GPTFuzz train, folds by question (C and threshold: "
+                         threshold_from="5-fold cross-validation on GPTFuzz train, folds by question (C and "
+                                        "threshold: "
                                         "max κ)",
                          baseline=baseline, clusters=[r["question"] for r in rows], cluster_unit="question",
                          fit_source=fit_source)
@@ -146,7 +152,8 @@ def pairwise_card(prob_a: list[float], rows: list[dict], *, judge, source: str, 
     longer = [len(r["response_a"].split()) > len(r["response_b"].split()) for _, r in decided]
     return validity_card([p > 0.5 for p, _ in decided], truth, judge=judge.name, role="helpfulness", source=source,
                          threshold=None, threshold_from=threshold_from, trained_on=judge.trained_on, seed=seed,
-                         resamples=resamples, baseline={"judge": "the longer response wins"} | agreement(longer, truth),
+                         resamples=resamples,
+                         baseline={"judge": "the longer response wins"} | agreement(longer, truth),
                          clusters=[r["instruction"] for _, r in decided], cluster_unit="instruction",
                          fit_source=fit_source) | {"task": "pairwise: which of two responses people preferred",
                                                    "ties_left_out": len(rows) - len(decided)}
@@ -158,7 +165,8 @@ def study_helpful_halves(seed: int = 0) -> tuple[list[dict], list[dict]]:
     prompts = sorted({r["prompt"].text for r in rows})
     random.Random(f"helpful-halves-{seed}").shuffle(prompts)
     calibration = set(prompts[: len(prompts) // 2])
-    return [r for r in rows if r["prompt"].text in calibration], [r for r in rows if r["prompt"].text not in calibration]
+    return ([r for r in rows if r["prompt"].text in calibration],
+            [r for r in rows if r["prompt"].text not in calibration])
 
 
 HELPFUL_RATING = -2.0  # the study's cut: a response to a helpful prompt is helpful when deberta rates it > -2
@@ -170,7 +178,8 @@ def helpfulness_card(judge, seed: int = 0) -> dict:
     calibration, check = study_helpful_halves(seed)
     scores = judge.score([r["prompt"] for r in calibration], [r["response"] for r in calibration])
     judge.threshold = best_threshold(scores, [r["rating"] > HELPFUL_RATING for r in calibration], "kappa")
-    predicted = [s > judge.threshold for s in judge.score([r["prompt"] for r in check], [r["response"] for r in check])]
+    predicted = [s > judge.threshold for s in judge.score([r["prompt"] for r in check],
+                                                          [r["response"] for r in check])]
     return validity_card(predicted, [r["rating"] > HELPFUL_RATING for r in check], judge=judge.name,
                          role="helpfulness", threshold=round(judge.threshold, 6), trained_on=judge.trained_on,
                          source="OPT-350M study: 4 models' responses to 25 held-out helpful prompts, labelled "
@@ -193,7 +202,8 @@ def hub_card(judge, seed: int = 0, xstest: str | Path | None = None, every: int 
     (needs `xstest`, not shipped), helpfulness on the study's check half."""
     if judge.role == "harm":
         rows = read_gptfuzz(embedded("embedded", "gptfuzz", "evaluate.csv.gz"))[::every]
-        prompts, truth, source = user_prompts([r["question"] for r in rows]), [r["harmful"] for r in rows], GPTFUZZ_CHECK
+        prompts, truth = user_prompts([r["question"] for r in rows]), [r["harmful"] for r in rows]
+        source = GPTFUZZ_CHECK
     elif judge.role == "refusal":
         if xstest is None:
             raise SafeAlignError(f"a refusal card for {judge.name} needs human refusal labels: pass --xstest FOLDER "

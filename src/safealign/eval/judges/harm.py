@@ -44,7 +44,8 @@ class HarmEmbeddingJudge:
         for c in HARM_C:
             out_of_fold = np.zeros(len(y))
             for fit_rows, held_rows in folds:
-                out_of_fold[held_rows] = cls._model(c, seed).fit(X[fit_rows], y[fit_rows]).predict_proba(X[held_rows])[:, 1]
+                out_of_fold[held_rows] = cls._model(c, seed).fit(X[fit_rows],
+                                                                 y[fit_rows]).predict_proba(X[held_rows])[:, 1]
             threshold = best_threshold(out_of_fold.tolist(), labels, "kappa")
             kappa = cohen_kappa([p > threshold for p in out_of_fold], labels)
             if best is None or kappa > best[0]:

@@ -47,7 +47,8 @@ def request_of(prompt: Prompt) -> str:
     return prompt.messages[-1]["content"]
 
 
-def raw_features(requests: list[str], responses: list[str], encoder: str = "minilm", cache: bool = False) -> np.ndarray:
+def raw_features(requests: list[str], responses: list[str], encoder: str = "minilm",
+                 cache: bool = False) -> np.ndarray:
     """(N, 4): log(1 + distinct words), declines (refusal, non-answer or empty), echoes the request, relevance."""
     asked = embed(requests, encoder, cache=cache)  # (N, 384), unit norm
     said = embed([r if r.strip() else " " for r in responses], encoder, cache=cache)  # (N, 384)

@@ -228,7 +228,8 @@ HUB_JUDGES = {spec.id: spec for spec in [
                  build=lambda tokenizer, prompt, response: response, positive="REJECTION",
                  reads="the response alone; P(REJECTION)"),
     HubJudgeSpec("NousResearch/Minos-v1", roles={"refusal": ""}, kind="classify", positive=1,
-                 build=lambda tokenizer, prompt, response: f"<|user|>\n{request_text(prompt)}\n<|assistant|>\n{response}",
+                 build=lambda tokenizer, prompt,
+                 response: f"<|user|>\n{request_text(prompt)}\n<|assistant|>\n{response}",
                  reads="'<|user|>\\n{request}\\n<|assistant|>\\n{response}'; P(label 1 = Refusal)"),
     HubJudgeSpec("hbseong/HarmAug-Guard", roles={"harm": ""}, kind="classify", positive=1,
                  build=lambda tokenizer, prompt, response: (request_text(prompt), response),
@@ -386,7 +387,8 @@ class HubJudge:
             for start in track_batches(len(inputs), self.batch_size, f"judging with {self.name}", "responses"):
                 batch = inputs[start: start + self.batch_size]
                 pairs = isinstance(batch[0], tuple)
-                encoded = tokenizer([b[0] for b in batch] if pairs else batch, [b[1] for b in batch] if pairs else None,
+                encoded = tokenizer([b[0] for b in batch] if pairs else batch,
+                                    [b[1] for b in batch] if pairs else None,
                                     truncation=True, max_length=limit, padding=True, return_tensors="pt").to(device)
                 logits = model(**encoded).logits.float()
                 scores = logits[:, positive] if self.entry.raw else torch.softmax(logits, dim=-1)[:, positive]
