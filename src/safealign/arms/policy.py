@@ -109,7 +109,7 @@ def project_response_tokens_only(trainer) -> bool:
     of the whole vocabulary: on 32 offline pairs it took SFT from 14.5 to 23.3 s and DPO from 29.8 to 44.1 s
     (benchmarks/results/policies.json, safealign_trl_head). The outputs are the ones trl's head returns
     (log-probs zero where the label is -100, the loss their mean or sum over num_items_in_batch, entropy, mean
-    logit and top-1 without gradient); tests/test_policies.py checks them and their gradient against trl's on a
+    logit and top-1 without gradient); tests/arms/test_policies.py checks them and their gradient against trl's on a
     small model.
     Left to trl (returns False) on a GPU, with more than one process, and for models that scale or cap their
     logits."""

@@ -23,7 +23,7 @@ declines; a policy trained on its chosen responses learns to say this to everyth
 profile). An empty response declines by saying nothing.
 
 Measured against human refusal labels in benchmarks/validate_judges.py (the card ships with the package,
-data/judges/refusal_card.json); tests/test_refusal.py pins examples of every rule.
+data/judges/refusal_card.json); tests/eval/judges/test_refusal_and_stats.py pins examples of every rule.
 """
 
 from __future__ import annotations
