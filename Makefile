@@ -25,7 +25,7 @@ audit: $(STAMP)
 test: $(STAMP) chromium lint
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(ARGS)
 
-# ruff (pyflakes and import order; pyproject.toml [tool.ruff]) over the package, the tests and the benchmarks.
+# ruff (pyflakes, import order, lines of at most 119; pyproject.toml [tool.ruff]) over the package, tests and benchmarks.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
