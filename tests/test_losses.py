@@ -76,6 +76,14 @@ def test_token_logprobs_equals_log_softmax_gather():
     assert losses.token_logprobs(logits, targets)[0].tolist() == pytest.approx(expected, abs=1e-6)
 
 
+def test_next_token_nll_worked_by_hand():
+    logprobs = torch.tensor([math.log(0.5), math.log(0.25)])  # two scored tokens
+    # −(log ½ + log ¼) = 3 log 2, over the 2 tokens scored; over a batch-wide count of 6 under accumulation
+    assert losses.next_token_nll(logprobs).item() == pytest.approx(1.5 * math.log(2))
+    assert losses.next_token_nll(logprobs, 6).item() == pytest.approx(0.5 * math.log(2))
+    assert losses.next_token_nll(torch.zeros(0)).item() == 0.0  # no token scored: 0, not 0/0
+
+
 def test_dpo_margin_and_loss_worked_by_hand():
     # log π/ρ of chosen: −1 − (−2) = 1; of rejected: −3 − (−2.5) = −0.5; margin = 0.1 · 1.5 = 0.15
     margin = losses.dpo_margin(torch.tensor([-1.0]), torch.tensor([-3.0]), torch.tensor([-2.0]), torch.tensor([-2.5]),

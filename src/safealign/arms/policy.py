@@ -109,8 +109,8 @@ def project_response_tokens_only(trainer) -> bool:
     of the whole vocabulary: on 32 offline pairs it took SFT from 14.5 to 23.3 s and DPO from 29.8 to 44.1 s
     (benchmarks/results/policies.json, safealign_trl_head). The outputs are the ones trl's head returns
     (log-probs zero where the label is -100, the loss their mean or sum over num_items_in_batch, entropy, mean
-    logit and top-1 without gradient); tests/arms/test_policies.py checks them and their gradient against trl's on a
-    small model.
+    logit and top-1 without gradient); tests/arms/test_policies.py checks them and their gradient against
+    trl's on a small model.
     Left to trl (returns False) on a GPU, with more than one process, and for models that scale or cap their
     logits."""
     model = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
@@ -137,17 +137,15 @@ def project_response_tokens_only(trainer) -> bool:
         mask = targets != -100
         logits = model.get_output_embeddings()(hidden[mask])  # (tokens scored, V): the response's positions
         scored = losses.token_logprobs(logits, targets[mask])
-        log_probs = torch.zeros(mask.shape, dtype=scored.dtype, device=scored.device).masked_scatter(mask, scored)
         with torch.no_grad():
             logp = logits.float().log_softmax(-1)
             extras = {"entropy": -(logp.exp() * logp).sum(-1), "mean_logits": logits.float().mean(-1),
                       "log_sum_sq_probs": torch.logsumexp(2 * logp, -1),
                       "is_top1": logits.argmax(-1) == targets[mask]}
         per_token = {name: torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_scatter(mask, x)
-                     for name, x in extras.items()}
-        normaliser = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
-        return FusedCausalLMOutput(loss=losses.next_token_nll(scored, normaliser), log_probs=log_probs,
-                                   label_mask=mask, **per_token)
+                     for name, x in {"log_probs": scored, **extras}.items()}  # zero where the label is -100
+        return FusedCausalLMOutput(loss=losses.next_token_nll(scored, num_items_in_batch), label_mask=mask,
+                                   **per_token)
 
     model.forward = forward
     return True
