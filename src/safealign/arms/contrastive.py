@@ -5,10 +5,9 @@ anchor = the context, positive = the chosen response, negative = the rejected on
     loss = mean( max(0, d(a, p) - d(a, n) + margin) ),  d = 1 - cos,  margin = 0.5   (losses.triplet)
 
 Evaluation (eval/contrastive_eval.py) embeds test responses with the stock encoder and with the fine-tuned one:
-silhouette of
-chosen-vs-rejected embeddings (cosine), kNN F1 (k=5, fitted on train responses, F1 of "rejected"), the
-pairwise rate at which the chosen response sits closer to its context than the rejected one, and a
-t-SNE plot of the test embeddings.
+silhouette of chosen-vs-rejected embeddings (cosine), kNN F1 (k=5, fitted on train responses, F1 of "rejected"),
+the pairwise rate at which the chosen response sits closer to its context than the rejected one, and a t-SNE plot
+of the test embeddings.
 """
 
 from __future__ import annotations

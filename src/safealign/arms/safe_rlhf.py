@@ -195,10 +195,10 @@ def train(cfg: SafeRLHFConfig) -> Path:
         while state["step"] < cfg.steps:
             rng = random.Random(f"{cfg.seed}-{state['round']}-{state['step']}")
             torch.manual_seed(rng.randrange(2**31))  # sampling per step: a resumed run repeats it
-            prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool,
-                                                                                             cfg.prompts_per_step)]
-            record, moments = rl_step(model, tokenizer, optimizer, judges, prompts, state, calibration["moments"], d,
-                                      cfg)
+            prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens)
+                       for c in rng.sample(pool, cfg.prompts_per_step)]
+            record, moments = rl_step(model, tokenizer, optimizer, judges, prompts, state, calibration["moments"],
+                                      d, cfg)
             calibration["moments"] = moments
             state["step"] += 1
             state["log"].append({"round": state["round"], "step": state["step"]} | record | {"cost_threshold": d})
@@ -374,9 +374,8 @@ def relabel_and_retrain(model, tokenizer, judges, pool, prepared: Path, run_dir:
     round_index = state["round"]
     round_dir = run_dir / f"round_{round_index + 1}"
     rng = random.Random(f"{cfg.seed}-relabel-{round_index}")
-    prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens) for c in rng.sample(pool,
-                                                                                     min(cfg.relabel_prompts,
-                                                                                         len(pool)))]
+    prompts = [trim_context(tokenizer, c, cfg.max_prompt_tokens)
+               for c in rng.sample(pool, min(cfg.relabel_prompts, len(pool)))]
     texts = sample(model, tokenizer, prompts, 2, cfg)["texts"]
     rewards, costs = (scores.view(-1).tolist() for scores in score(judges, prompts, texts, 2))
     rows = []

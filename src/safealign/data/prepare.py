@@ -1,11 +1,10 @@
 """`safealign data prepare`: source -> parsed pairs -> deterministic train/dev/test split on disk.
 
 The split is decided by a salted sha256 of each pair's conversation root (its first human turn). HH-RLHF
-conversations branch: pairs that share a root share their opening and often each other's responses (one
-pair's rejected response is another's context), so every branch of a conversation lands in the same split
-(hashing the whole context let 9% of test pairs share a conversation with a train pair) and the same data and seed
-always give the same
-split, whatever the file order. Everything is parsed and checked before the first file is written; each
+conversations branch: pairs that share a root share their opening and often each other's responses (one pair's
+rejected response is another's context), so every branch of a conversation lands in the same split (hashing the
+whole context let 9% of test pairs share a conversation with a train pair) and the same data and seed always give
+the same split, whatever the file order. Everything is parsed and checked before the first file is written; each
 file is then written atomically, the manifest last, so a prepared directory is complete or absent.
 """
 

@@ -20,9 +20,8 @@
 
 Every prompt records whether its conversation root (first human turn) occurs in the run's train or dev split
 (`seen_in_training`), since the study's prompts come from the same HH-RLHF file our split is cut from and
-its conversations branch: "held-out" figures use only unseen prompts. A user's prompt file (.jsonl of {"id",
-"prompt"}, or .json list of strings) gets one clear
-error per bad row.
+its conversations branch: "held-out" figures use only unseen prompts. A user's prompt file (.jsonl of
+{"id", "prompt"}, or .json list of strings) gets one clear error per bad row.
 """
 
 from __future__ import annotations
@@ -177,8 +176,8 @@ def _csv_rows(*parts: str) -> list[dict]:
 
 def load_xstest() -> list[Prompt]:
     return [Prompt(f"xstest-{int(r['id']):03d}", "xstest", ({"role": "user", "content": r["prompt"]},), "xstest",
-                   category=f"{r['label']}/{r['type']}") for r in _csv_rows("embedded", "xstest",
-                                                                            "xstest_prompts.csv")]
+                   category=f"{r['label']}/{r['type']}")
+            for r in _csv_rows("embedded", "xstest", "xstest_prompts.csv")]
 
 
 def load_harmbench() -> list[Prompt]:

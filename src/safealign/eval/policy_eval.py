@@ -91,8 +91,8 @@ class PolicyEvalConfig:
         "help": "dpo / sft_dpo runs: test pairs on which to measure the implicit reward's pairwise accuracy "
                 "(0 skips it, null takes every test pair)"})
     per_set_limit: int | None = field(default=None, metadata={"help": "at most this many prompts per set"})
-    sets: list[str] = field(default_factory=lambda: ["harmful", "helpful", "adversarial", "benign_lookalike",
-                                                     "advbench"],
+    sets: list[str] = field(default_factory=lambda: [
+        "harmful", "helpful", "adversarial", "benign_lookalike", "advbench"],
                             metadata={"help": "prompt sets to generate on; `name:N` takes at most N of that set "
                                               "(per_set_limit for the others)"})
     precision: Precision = field(default="auto", metadata={

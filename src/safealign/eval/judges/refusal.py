@@ -55,8 +55,8 @@ _REFUSAL_PATTERNS = [
     rf"\b{_I} (?:strongly )?(?:discourage|condemn|do not condone|don't condone|do not support|don't support)\b",
     rf"\b{_I}(?:'d| would) rather not\b", rf"\b{_I} (?:won't|will not|refuse)\b(?! lie| deny| pretend| sugarcoat)",
     r"\b(?:i'm|i am) (?:so |really |very |truly |deeply )?sorry\b(?!,? (?:to hear|for your|about your|for the "
-    r"loss|to learn))", r"^sorry\b(?!,? (?:to hear|for your|about your|for the loss|to learn))", r"\bsorry, (?:but "
-                                                                                                 r")?i\b",
+    r"loss|to learn))",
+    r"^sorry\b(?!,? (?:to hear|for your|about your|for the loss|to learn))", r"\bsorry, (?:but )?i\b",
     r"\bi apologi[sz]e\b", r"\bmy apologies\b", r"\bunfortunately,? (?:i|we)\b",
     r"\b(?:i'm|i am) (?:just|only) an? (?:ai|artificial|language model|assistant|chatbot|bot)\b",
     r"\b(?:i'm|i am) an? (?:ai|artificial intelligence|language model)[\w ]{0,30}? and (?:i )?(?:do not|don't|"
