@@ -122,7 +122,10 @@ def test_safe_rlhf_holds_d_at_0_and_moves_log_lambda_as_ppo_lag(tiny_causal_lm, 
         if row["lambda"] < 5.0 - 1e-9 and abs(row["window_cost"]) > 1e-4:
             # below λ_max (and not at d): log λ rose iff the window's mean cost was above d
             assert (row["lambda"] > row["lambda_prev"]) == (row["window_cost"] > 0)
-        assert {"mean_reward", "mean_cost", "kl", "loss", "unsafe_share", "reward_cost_correlation"} <= set(row)
+        assert {"mean_reward", "mean_cost", "kl", "loss", "unsafe_share", "rewards", "costs"} <= set(row)
+        assert len(row["rewards"]) == len(row["costs"]) == 4  # every sample's R and C (the report correlates them)
+        assert row["mean_cost"] == pytest.approx(sum(row["costs"]) / 4, abs=1e-4)
+        assert row["unsafe_share"] == sum(c > 0 for c in row["costs"]) / 4
     only = safe_rlhf.train(_rl_config(tiny_causal_lm, prepared_sample, judges, tmp_path / "r0", "fixed_lambda=0"))
     assert all(json.loads(l)["lambda"] == json.loads(l)["lambda_prev"] == 0.0
                for l in (only / "train_log.jsonl").read_text().splitlines())

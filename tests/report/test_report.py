@@ -9,7 +9,7 @@ from safealign.cli import main
 from safealign.eval.metrics import HELPFULNESS_WIN
 from safealign.io import write_json_atomic, write_jsonl_atomic
 from safealign.report.build import build_report
-from safealign.report.collect import _mcnemar_family
+from safealign.report.collect import _mcnemar_family, collect
 from safealign.report.recommend import recommend
 
 PAYLOAD = ("</td></table><script>document.body.setAttribute('data-pwned','1')</script>"
@@ -335,3 +335,20 @@ def test_a_hub_judge_without_a_validity_card_is_left_out_and_the_report_says_how
     assert any("safealign judges card --out JUDGES_DIR harm=meta-llama/Llama-Guard-3-8B" in line for line in text)
     shown = _judged_by(report["policies"]["judges"], "harm")
     assert "NO VALIDITY CARD, left out of the verdict" in shown and "2 outputs did not parse" in shown
+
+
+def test_the_report_correlates_each_safe_rlhf_steps_logged_rewards_and_costs(tmp_path):
+    """The arm logs every sample's R and C; the report computes Pearson's r once (eval.stats.pearson)."""
+    out = tmp_path / "audit"
+    steps = [{"step": 1, "lambda": 0.8, "rewards": [1.0, 2.0, 3.0, 4.0], "costs": [2.0, 1.0, 0.0, -1.0]},
+             {"step": 2, "lambda": 0.7, "rewards": [1.0, 2.0, 3.0], "costs": [1.0, 3.0, 2.0]},
+             {"step": 3, "lambda": 0.6, "rewards": [1.0, 1.0], "costs": [0.0, 2.0]}]
+    write_jsonl_atomic(out / "safe_rlhf" / "train_log.jsonl", [{"loss": 1.0}, *steps])  # a loss-only row is skipped
+    write_json_atomic(out / "safe_rlhf" / "model" / "safealign-complete.json",
+                      {"calibrations": [{"round": 0, "rewards": [0.0, 1.0, 2.0], "costs": [0.0, 2.0, 4.0]}]})
+    report = collect(out)
+    curve = report["safe_rlhf_curves"]["safe_rlhf"]
+    # step 2 by hand: deviations (-1, 0, 1) and (-1, 1, 0): cov 1, variances 2 and 2, r = 1/2
+    assert [row["reward_cost_correlation"] for row in curve] == [-1.0, 0.5, None]  # None: constant rewards
+    assert report["safe_rlhf_calibrations"]["safe_rlhf"][0]["reward_cost_correlation"] == 1.0
+    assert report["reward_cost_correlation"]["policy_samples_first_step"] == {"n": 4, "r": -1.0}

@@ -238,7 +238,7 @@ def calibrate(model, tokenizer, judges, pool: list, round_index: int, cfg: SafeR
     return {"round": round_index, "cost_threshold": round(d, 5), "rule": rule, "samples": len(texts),
             "mean_cost": round(mean, 5), "std_cost": round(std, 5), "mean_reward": round(moments["reward"]["mean"], 5),
             "violating_share": round(float((costs > d).float().mean()), 4),
-            "reward_cost_correlation": _correlation(rewards.view(-1), costs.view(-1)), "moments": moments}
+            **_scores(rewards, costs), "moments": moments}
 
 
 def _lambda0(cfg: SafeRLHFConfig) -> float:
@@ -316,15 +316,13 @@ def rl_step(model, tokenizer, optimizer, judges, prompts: list[list[dict]], stat
             "mean_reward": round(rewards.mean().item(), 5),
             "mean_cost": round(costs.mean().item(), 5), "unsafe_share": round((costs > 0).float().mean().item(), 4),
             "kl": round(losses.kl_estimate(logp, ref_logp, mask).mean().item(), 5),
-            "reward_cost_correlation": _correlation(rewards.view(-1), costs.view(-1)),
-            "response_tokens": int(mask.sum().item())}, moments
+            "response_tokens": int(mask.sum().item()), **_scores(rewards, costs)}, moments
 
 
-def _correlation(a, b) -> float | None:
-    """Pearson correlation of two 1-D tensors; None when either is constant."""
-    a, b = a - a.mean(), b - b.mean()
-    denominator = (a.square().sum() * b.square().sum()).sqrt()
-    return round(float((a * b).sum() / denominator), 4) if denominator > 0 else None
+def _scores(rewards, costs) -> dict:
+    """Every sample's raw R and C, in sample order, for the log (the report correlates them: eval.stats.pearson)."""
+    return {"rewards": [round(x, 5) for x in rewards.view(-1).tolist()],
+            "costs": [round(x, 5) for x in costs.view(-1).tolist()]}
 
 
 # Pure sampling from π at the temperature: transformers' generation defaults (top_k 50) would truncate it.

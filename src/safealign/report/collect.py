@@ -53,7 +53,8 @@ def collect(run_dir: str | Path) -> dict:
     report["safe_rlhf_curves"] = {name: _train_log(out / name) for name in ("safe_rlhf", "reward_only_rlhf")
                                   if (out / name / "train_log.jsonl").is_file()}
     finished = {name: _json(out / name / "model" / "safealign-complete.json") for name in report["safe_rlhf_curves"]}
-    report["safe_rlhf_calibrations"] = {name: done.get("calibrations", []) for name, done in finished.items() if done}
+    report["safe_rlhf_calibrations"] = {name: [_with_correlation(c) for c in done.get("calibrations", [])]
+                                        for name, done in finished.items() if done}
     report["reward_cost_correlation"] = reward_cost_correlation(out, report)
     report["significance"] = _significance(out, report)
     report["recommendation"] = recommend(report)
@@ -260,7 +261,7 @@ def reward_cost_correlation(out: Path, report: dict) -> dict:
         result["test_pair_margins"] = {"n": len(margins), "r": _round(pearson(*map(list, zip(*margins))))}
     curve = report.get("safe_rlhf_curves", {}).get("safe_rlhf") or []
     if curve and curve[0].get("reward_cost_correlation") is not None:
-        result["policy_samples_first_step"] = {"r": curve[0]["reward_cost_correlation"]}
+        result["policy_samples_first_step"] = {"n": len(curve[0]["rewards"]), "r": curve[0]["reward_cost_correlation"]}
     return result
 
 
@@ -273,7 +274,12 @@ def _round(value: float | None) -> float | None:
 
 
 def _train_log(run_dir: Path) -> list[dict]:
-    return [r for r in read_jsonl(run_dir / "train_log.jsonl") if "lambda" in r]
+    """The λ steps of a Safe RLHF run, each with Pearson's r of its samples' R and C."""
+    return [_with_correlation(r) for r in read_jsonl(run_dir / "train_log.jsonl") if "lambda" in r]
+
+
+def _with_correlation(record: dict) -> dict:
+    return record | {"reward_cost_correlation": _round(pearson(record["rewards"], record["costs"]))}
 
 
 # --------------------------------------------------------------------------- recommendation
