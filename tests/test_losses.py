@@ -46,6 +46,24 @@ def test_cost_loss_worked_by_hand():
         pytest.approx(nll_sigmoid(0) + nll_sigmoid(-2), abs=1e-6)
 
 
+def test_cost_loss_weights_unsafe_sign_terms_by_hand():
+    # two pairs, preference off; labelled costs: safe -1, safe +1, unsafe +1, unsafe... (rejected of pair 2 unknown)
+    # terms -log σ(s c): safe -1 -> -log σ(1); safe +1 -> -log σ(-1); unsafe +1 -> -log σ(1)
+    chosen, rejected = torch.tensor([-1.0, 1.0]), torch.tensor([1.0, 3.0])
+    c_signs, r_signs, off = torch.tensor([-1, -1]), torch.tensor([1, 0]), torch.tensor([False, False])
+    plain = (nll_sigmoid(1) + nll_sigmoid(-1) + nll_sigmoid(1)) / 3
+    assert cost_loss(chosen, rejected, c_signs, r_signs, preference=off).item() == pytest.approx(plain, abs=1e-6)
+    # unsafe_weight 2 (n_safe / n_unsafe = 2 / 1): (1·l_safe1 + 1·l_safe2 + 2·l_unsafe) / (1 + 1 + 2)
+    balanced = (nll_sigmoid(1) + nll_sigmoid(-1) + 2 * nll_sigmoid(1)) / 4
+    assert cost_loss(chosen, rejected, c_signs, r_signs, preference=off, unsafe_weight=2.0).item() == pytest.approx(
+        balanced, abs=1e-6)
+    # each class then carries half the weight: the gradient on the unsafe cost is 2/4 · -(1 - σ(1)) per unit
+    costs = torch.tensor([-1.0, 1.0, 1.0, 3.0], requires_grad=True)
+    cost_loss(costs[:2], costs[2:], c_signs, r_signs, preference=off, unsafe_weight=2.0).backward()
+    sigma1 = 1 / (1 + math.exp(-1))
+    assert costs.grad.tolist() == pytest.approx([(1 - sigma1) / 4, sigma1 / 4, -2 * (1 - sigma1) / 4, 0.0], abs=1e-6)
+
+
 def test_triplet_worked_by_hand():
     a = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     p = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # d(a, p) = 0, then 1

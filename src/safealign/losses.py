@@ -48,9 +48,11 @@ def bradley_terry(chosen_scores: torch.Tensor, rejected_scores: torch.Tensor) ->
 
 def cost_loss(chosen_costs: torch.Tensor, rejected_costs: torch.Tensor, chosen_signs: torch.Tensor,
               rejected_signs: torch.Tensor, sign_weight: float = 1.0,
-              preference: torch.Tensor | None = None) -> torch.Tensor:
+              preference: torch.Tensor | None = None, unsafe_weight: float = 1.0) -> torch.Tensor:
     """Bradley–Terry on costs (rejected costs more) over the pairs marked `preference` (all when None) + the
-    safety-sign term over every labelled response. Shapes (B,) x4, preference (B,) bool -> ()."""
+    safety-sign term over every labelled response, each unsafe one (s = +1) weighted `unsafe_weight` against a
+    safe one's 1 (a weighted mean; n_safe / n_unsafe balances the classes, so that C = 0 is not pushed below
+    the rarer class). Shapes (B,) x4, preference (B,) bool -> ()."""
     chosen_pref = preference if preference is not None else torch.ones_like(chosen_costs, dtype=torch.bool)
     terms = -F.logsigmoid(rejected_costs - chosen_costs)[chosen_pref]
     total = terms.mean() if terms.numel() else chosen_costs.sum() * 0
@@ -59,7 +61,9 @@ def cost_loss(chosen_costs: torch.Tensor, rejected_costs: torch.Tensor, chosen_s
     labelled = signs != 0
     if not labelled.any():
         return total
-    sign_term = -F.logsigmoid(signs[labelled] * costs[labelled]).mean()
+    signs, costs = signs[labelled], costs[labelled]
+    weights = torch.where(signs > 0, unsafe_weight, 1.0).to(costs.dtype)
+    sign_term = (weights * -F.logsigmoid(signs * costs)).sum() / weights.sum()
     return total + sign_weight * sign_term
 
 

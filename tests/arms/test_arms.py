@@ -292,3 +292,8 @@ def test_reward_and_cost_models_train_on_disjoint_pairs(prepared_sample):
     assert reward and cost and not reward & cost and reward | cost == every
     with pytest.raises(SafeAlignError, match="pairs must be one of all, clean, benign"):
         load_split(prepared_sample, "train", "some")
+
+
+def test_unsafe_weight_balances_the_labelled_classes():
+    assert cost_model.unsafe_weight_of([1, -1, -1, -1, 0, 0]) == 3.0  # 3 safe / 1 unsafe; unknown (0) not counted
+    assert cost_model.unsafe_weight_of([-1, -1]) == 1.0 and cost_model.unsafe_weight_of([1, 0]) == 1.0  # one absent

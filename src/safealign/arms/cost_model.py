@@ -42,6 +42,9 @@ class CostModelConfig(ArmConfig):
         "help": "clean (default): the pairs whose rejected response is harmful (S1-S7), the harmlessness "
                 "preference, apart from the reward model's helpfulness pairs; all: every pair"})
     sign_weight: float = field(default=1.0, metadata={"help": "weight w of the safety-sign term"})
+    sign_balance: bool = field(default=True, metadata={
+        "help": "weight the sign term's unsafe responses by n_safe / n_unsafe of the training labels, so that the "
+                "rarer class does not pull C = 0 past it (false: a plain mean over labelled responses)"})
     sign_pairs: int = field(default=500, metadata={
         "help": "pairs of the rest of the train split (not train_on) whose labelled responses join the safety-sign "
                 "term only, so the cost model also sees harm-free (S8, safe) responses and C = 0 separates safe "
@@ -70,7 +73,13 @@ class CostCollator:
                 "preference": torch.tensor([r.get("preference", True) for r in rows])}
 
 
-def _cost_trainer_class(sign_weight: float):
+def unsafe_weight_of(signs: list[int]) -> float:
+    """n_safe / n_unsafe over the labelled responses (1 when either class is absent)."""
+    unsafe, safe = signs.count(1), signs.count(-1)
+    return safe / unsafe if unsafe and safe else 1.0
+
+
+def _cost_trainer_class(sign_weight: float, unsafe_weight: float = 1.0):
     from transformers import Trainer
 
     class CostTrainer(Trainer):
@@ -78,7 +87,7 @@ def _cost_trainer_class(sign_weight: float):
             costs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, 0]  # (2B,)
             chosen, rejected = costs.chunk(2)
             loss = cost_loss(chosen, rejected, inputs["chosen_sign"], inputs["rejected_sign"], sign_weight,
-                             inputs["preference"])
+                             inputs["preference"], unsafe_weight)
             return (loss, {"costs": costs}) if return_outputs else loss
 
     return CostTrainer
@@ -102,18 +111,20 @@ def train(cfg: CostModelConfig) -> Path:
     sign_only = [(p, labels) for p,
                  labels in load_split(prepared, "train") if p.id not in chosen_ids][: cfg.sign_pairs]
     dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg) + cost_rows(tokenizer, sign_only, cfg, False))
+    signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
+    unsafe_weight = unsafe_weight_of(signs) if cfg.sign_balance else 1.0
     set_seed(cfg.seed)
     model = load_scorer(folder, tokenizer)
-    trainer = _cost_trainer_class(cfg.sign_weight)(
+    trainer = _cost_trainer_class(cfg.sign_weight, unsafe_weight)(
         model=model, args=training_arguments(TrainingArguments, cfg, run_dir), train_dataset=dataset,
         data_collator=CostCollator(tokenizer.pad_token_id))
     result = run_trainer(trainer, run_dir)
-    signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
     finish_run(run_dir, trainer, tokenizer=tokenizer, summary={
         "train_pairs": len(pairs), "sign_only_pairs": len(sign_only), "train_on": cfg.train_on,
         "prepared": str(prepared),
         "unsafe_labels": signs.count(1),
-        "safe_labels": signs.count(-1), "train_seconds": round(result.metrics["train_runtime"], 2)})
+        "safe_labels": signs.count(-1), "unsafe_weight": round(unsafe_weight, 4),
+        "train_seconds": round(result.metrics["train_runtime"], 2)})
     return run_dir
 
 
