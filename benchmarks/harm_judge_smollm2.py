@@ -9,7 +9,8 @@ PKU-SafeRLHF-mini (another source, validation only, CC-BY-NC).
 A diagnostic beside it, not a judge: each feature set's probe fit **on PKU itself**, 5-fold by question (no
 question on both sides), which bounds what the features can represent of PKU's label whatever the training data.
 If that bound is near the GPTFuzz-fit κ, the features are the limit; if far above, the training data is.
-Row samples (fixed seed) keep this to minutes on 2 cores. Results: benchmarks/results/harm_smollm2.json.
+Row samples (fixed seed) keep this to minutes on 2 cores (MiniLM embeddings come from the embedding cache when it
+holds them, so their feature_seconds may be 0). Results: benchmarks/results/harm_smollm2.json.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from harm_judge_variants import embedded_rows, fitted, measure
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
+from harm_judge_variants import embedded_rows, fitted, measure
 from safealign.eval.judges.encoders import embed
 from safealign.eval.metrics import cohen_kappa
 from safealign.models import resolve
@@ -55,8 +56,9 @@ def smollm2_features(rows: list[dict]) -> np.ndarray:
     encoded = []
     for row in rows:
         request = tokenizer(row["question"], add_special_tokens=False)["input_ids"][:REQUEST_TOKENS]
-        prompt = tokenizer.apply_chat_template([{"role": "user", "content": tokenizer.decode(request)}],
-                                               add_generation_prompt=True, tokenize=True)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": tokenizer.decode(request)}],
+                                             add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
         response = tokenizer(row["response"], add_special_tokens=False)["input_ids"][:RESPONSE_TOKENS]
         encoded.append((list(prompt), response))
     order = sorted(range(len(rows)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
@@ -125,7 +127,8 @@ def main():
                                                                       [r["question"] for r in sets["pku"]])}
         print(name, json.dumps({k: v for k, v in results.items() if k.startswith(name)}), flush=True)
     RESULTS.write_text(json.dumps({
-        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "fit": "GPTFuzz train.csv (80 questions), a per-question sample",
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "fit": "GPTFuzz train.csv (80 questions), a per-question sample",
         "rows": {k: len(v) for k, v in sets.items()}, "layers": LAYERS,
         "tokens": {"request": REQUEST_TOKENS, "response": RESPONSE_TOKENS},
         "seconds": round(time.perf_counter() - start, 1), "variants": results}, indent=1) + "\n")
