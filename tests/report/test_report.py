@@ -352,3 +352,7 @@ def test_the_report_correlates_each_safe_rlhf_steps_logged_rewards_and_costs(tmp
     assert [row["reward_cost_correlation"] for row in curve] == [-1.0, 0.5, None]  # None: constant rewards
     assert report["safe_rlhf_calibrations"]["safe_rlhf"][0]["reward_cost_correlation"] == 1.0
     assert report["reward_cost_correlation"]["policy_samples_first_step"] == {"n": 4, "r": -1.0}
+    # a run logged before the samples' scores were (it recorded its own r) still reports
+    write_jsonl_atomic(out / "safe_rlhf" / "train_log.jsonl",
+                       [{"step": 1, "lambda": 0.8, "reward_cost_correlation": 0.3}])
+    assert collect(out)["reward_cost_correlation"]["policy_samples_first_step"] == {"n": None, "r": 0.3}

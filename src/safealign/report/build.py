@@ -467,8 +467,8 @@ COLLINEAR = 0.8  # |r| of reward and cost above this: the two signals are nearly
 
 def _correlation_paragraph(correlation: dict) -> str:
     """Pearson's r of the reward and cost models' scores, and whether they are nearly one signal."""
-    parts = [f"{label} r = {_num(correlation[key]['r'], 2)}" + (f" (n={correlation[key]['n']})" if "n" in
-                                                                  correlation[key] else "")
+    parts = [f"{label} r = {_num(correlation[key]['r'], 2)}" + (f" (n={correlation[key]['n']})" if
+                                                                  correlation[key].get("n") else "")
              for key, label in (("test_responses", "on the test responses"), ("test_pair_margins", "on pair margins"),
                                 ("policy_samples_first_step", "on the policy's samples at the first step"))
              if correlation.get(key, {}).get("r") is not None]

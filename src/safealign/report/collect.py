@@ -261,7 +261,8 @@ def reward_cost_correlation(out: Path, report: dict) -> dict:
         result["test_pair_margins"] = {"n": len(margins), "r": _round(pearson(*map(list, zip(*margins))))}
     curve = report.get("safe_rlhf_curves", {}).get("safe_rlhf") or []
     if curve and curve[0].get("reward_cost_correlation") is not None:
-        result["policy_samples_first_step"] = {"n": len(curve[0]["rewards"]), "r": curve[0]["reward_cost_correlation"]}
+        result["policy_samples_first_step"] = {"n": len(curve[0].get("rewards", [])) or None,
+                                               "r": curve[0]["reward_cost_correlation"]}
     return result
 
 
@@ -279,6 +280,10 @@ def _train_log(run_dir: Path) -> list[dict]:
 
 
 def _with_correlation(record: dict) -> dict:
+    """The record with Pearson's r of its samples' R and C; a log written before the samples were logged keeps the
+    r it recorded itself."""
+    if "rewards" not in record:
+        return record
     return record | {"reward_cost_correlation": _round(pearson(record["rewards"], record["costs"]))}
 
 
