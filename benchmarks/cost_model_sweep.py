@@ -3,10 +3,14 @@ pairs + 500 sign-only pairs, one epoch) trained at several learning rates, with 
 sign term, each scored on the **dev** split (the choice) and the test split (reported, not chosen on).
 
     python benchmarks/cost_model_sweep.py --audit runs/audit [--lrs 5e-5 1.5e-4 3e-4 6e-4]
+    python benchmarks/cost_model_sweep.py --audit runs/audit --lrs 3e-5 3e-4 --no-baseline --name gpu \
+        --set max_train_pairs=null epochs=2 batch_size=32 max_length=256 max_response_tokens=128   # gpu.yaml's sizes
 
 Safe RLHF's d = 0 reads "C > 0 is unsafe", so the figure that matters is the sign at zero: F1 of the unsafe class
 (the data's safety labels, `data.curate.safety`) with C > 0 as the prediction; pairwise accuracy (the rejected
-response costs more) beside it. Results: benchmarks/results/cost_model.json; the shipped setting is the dev-best.
+response costs more) beside it. Results: benchmarks/results/cost_model.json (cost_model_NAME.json with --name); the
+shipped setting is the dev-best. --set overlays config fields on the shipped YAML; --no-baseline skips the old default
+(5e-5, unbalanced).
 """
 
 from __future__ import annotations
@@ -46,14 +50,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--audit", required=True, help="an audit run directory (its data/ is the prepared split)")
     parser.add_argument("--lrs", type=float, nargs="+", default=[5e-5, 1.5e-4, 3e-4, 6e-4])
+    parser.add_argument("--set", nargs="*", default=[], help="key=value overrides of the shipped cost model YAML")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the old default (5e-5, unbalanced)")
+    parser.add_argument("--name", help="write cost_model_NAME.json")
     args = parser.parse_args()
     prepared = Path(args.audit) / "data"
     shipped = load_config(cost_model.CostModelConfig, arm_config_path("cost_model"))
-    variants = [(False, 5e-5)] + [(True, lr) for lr in args.lrs]
+    base = load_config(cost_model.CostModelConfig, arm_config_path("cost_model"), args.set)
+    variants = ([] if args.no_baseline else [(False, 5e-5)]) + [(True, lr) for lr in args.lrs]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for balance, lr in variants:
-            cfg = replace(shipped, data=str(prepared), out=f"{tmp}/b{int(balance)}-{lr:g}", learning_rate=lr,
+            cfg = replace(base, data=str(prepared), out=f"{tmp}/b{int(balance)}-{lr:g}", learning_rate=lr,
                           sign_balance=balance)
             start = time.perf_counter()
             run = cost_model.train(cfg)
@@ -63,13 +71,14 @@ def main() -> None:
             print(json.dumps({k: rows[-1][k] for k in ("sign_balance", "learning_rate")}),
                   "dev F1 at 0:", rows[-1]["dev"]["sign_at_zero"]["f1"], flush=True)
     best = max(rows, key=lambda r: r["dev"]["sign_at_zero"]["f1"])
-    RESULTS.write_text(json.dumps({
+    results = RESULTS.with_name(f"cost_model_{args.name}.json") if args.name else RESULTS
+    results.write_text(json.dumps({
         "what": "cost model variants on the default audit's split: sign at C = 0 and pairwise accuracy",
-        "audit": str(args.audit), "chosen_on": "dev: F1 of 'C > 0' for the unsafe class",
+        "audit": str(args.audit), "overrides": args.set, "chosen_on": "dev: F1 of 'C > 0' for the unsafe class",
         "dev_best": {"sign_balance": best["sign_balance"], "learning_rate": best["learning_rate"]},
         "shipped": {"sign_balance": shipped.sign_balance, "learning_rate": shipped.learning_rate},
         "variants": rows}, indent=1) + "\n")
-    print("wrote", RESULTS)
+    print("wrote", results)
 
 
 if __name__ == "__main__":
