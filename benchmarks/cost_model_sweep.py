@@ -26,24 +26,28 @@ from safealign.arms import cost_model
 from safealign.arms.common import MODEL_DIR, load_split
 from safealign.audit import arm_config_path
 from safealign.config import load_config
-from safealign.eval.metrics import binary_metrics, pairwise_metrics
-from safealign.eval.pair_scores import safety_cases, score_pairs
+from safealign.eval.metrics import pairwise_metrics
+from safealign.eval.pair_scores import safety_cases, score_pairs, sign_at_zero
 from safealign.models import load_for_inference, tokenizer_options
 
 RESULTS = Path(__file__).parent / "results" / "cost_model.json"
 
 
-def scored(run_dir: Path, cfg, prepared: Path, split: str) -> dict:
+def scored(run_dir: Path, cfg, prepared: Path, splits=("dev", "test")) -> dict:
+    """{split: sign at zero, share flagged, pairwise accuracy} of the trained cost model in run_dir."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(run_dir / MODEL_DIR, **tokenizer_options())
     model = load_for_inference(AutoModelForSequenceClassification, run_dir / MODEL_DIR)
-    pairs = load_split(prepared, split)
-    chosen, rejected = score_pairs(model, tokenizer, pairs, cfg)
-    scores, unsafe = safety_cases(pairs, chosen, rejected, lambda s: s)
-    sign = binary_metrics([{"unsafe": u, "predicted_unsafe": s > 0} for s, u in zip(scores, unsafe)])
-    return {"sign_at_zero": sign, "predicted_unsafe_share": round(sum(s > 0 for s in scores) / len(scores), 4),
-            "pairwise": pairwise_metrics(rejected, chosen)["pairwise_accuracy"]}
+    out = {}
+    for split in splits:
+        pairs = load_split(prepared, split)
+        chosen, rejected = score_pairs(model, tokenizer, pairs, cfg)
+        scores, unsafe = safety_cases(pairs, chosen, rejected, lambda s: s)
+        out[split] = {"sign_at_zero": sign_at_zero(scores, unsafe),
+                      "predicted_unsafe_share": round(sum(s > 0 for s in scores) / len(scores), 4),
+                      "pairwise": pairwise_metrics(rejected, chosen)["pairwise_accuracy"]}
+    return out
 
 
 def main() -> None:
@@ -66,8 +70,8 @@ def main() -> None:
             start = time.perf_counter()
             run = cost_model.train(cfg)
             seconds = round(time.perf_counter() - start, 1)
-            rows.append({"sign_balance": balance, "learning_rate": lr, "train_seconds": seconds,
-                         "dev": scored(run, cfg, prepared, "dev"), "test": scored(run, cfg, prepared, "test")})
+            rows.append({"sign_balance": balance, "learning_rate": lr, "train_seconds": seconds}
+                        | scored(run, cfg, prepared))
             print(json.dumps({k: rows[-1][k] for k in ("sign_balance", "learning_rate")}),
                   "dev F1 at 0:", rows[-1]["dev"]["sign_at_zero"]["f1"], flush=True)
     best = max(rows, key=lambda r: r["dev"]["sign_at_zero"]["f1"])

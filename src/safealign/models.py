@@ -88,8 +88,8 @@ def native_bf16() -> bool:
 
 def cpu_has_bf16(cpuinfo: str) -> bool:
     """Whether /proc/cpuinfo's text lists a native bfloat16 instruction set (AVX-512 BF16 or AMX BF16)."""
-    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":",
-                                                                                                      1)[-1].split()}
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags")
+             for flag in line.split(":", 1)[-1].split()}
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 

@@ -72,8 +72,8 @@ def cases(tokenizer, pairs, cfg: ClassifierConfig, with_context: bool) -> list[d
     for pair, labels in pairs:
         sides = ((pair.chosen, 0), (pair.rejected, 1))
         if labels.get("safety_from") == "human labels":  # people's is-safe flags, not the side of the pair
-            sides = tuple((r, int(labels[f"{side}_safety"] == "unsafe")) for (r, _),
-                          side in zip(sides, ("chosen", "rejected")))
+            sides = tuple((r, int(labels[f"{side}_safety"] == "unsafe"))
+                          for (r, _), side in zip(sides, ("chosen", "rejected")))
         for response, label in sides:
             ids = encode(tokenizer, pair.context if with_context else None, response, cfg.max_length,
                          cfg.max_response_tokens)

@@ -108,8 +108,8 @@ def train(cfg: CostModelConfig) -> Path:
              for pair, labels in load_split(prepared, "train", cfg.train_on)][: cfg.max_train_pairs]
     write_pair_ids(run_dir, pairs)
     chosen_ids = {p.id for p, _ in pairs}
-    sign_only = [(p, labels) for p,
-                 labels in load_split(prepared, "train") if p.id not in chosen_ids][: cfg.sign_pairs]
+    sign_only = [(p, labels) for p, labels in load_split(prepared, "train")
+                 if p.id not in chosen_ids][: cfg.sign_pairs]
     dataset = Dataset.from_list(cost_rows(tokenizer, pairs, cfg) + cost_rows(tokenizer, sign_only, cfg, False))
     signs = [r["rejected_sign"] for r in dataset] + [r["chosen_sign"] for r in dataset]
     unsafe_weight = unsafe_weight_of(signs) if cfg.sign_balance else 1.0

@@ -71,12 +71,13 @@ def evaluate_pair_scorer(run_dir: Path, config_cls, higher_is_safer: bool) -> di
     }
     if not higher_is_safer:  # the cost model's own sign: cost > 0 means unsafe
         cases = safety_cases(test, test_chosen, test_rejected, unsafe_score)
-        metrics["sign_accuracy_at_zero"] = _sign_accuracy(*cases)
+        metrics["sign_accuracy_at_zero"] = sign_at_zero(*cases)
     write_jsonl_atomic(run_dir / "predictions.jsonl", predictions)
     write_json_atomic(run_dir / "metrics.json", metrics)
     return metrics
 
 
-def _sign_accuracy(scores, unsafe) -> dict:
+def sign_at_zero(scores, unsafe) -> dict:
+    """The cost model read at its own sign: a response is flagged unsafe when its cost is above 0."""
     return binary_metrics([{"unsafe": u, "predicted_unsafe": s > 0} for s, u in zip(scores, unsafe)])
 
