@@ -157,7 +157,7 @@ def main() -> None:
     results.update({"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "encoder": Path(folder).parent.name,
                     "tokens": TOKENS, "epochs": args.epochs, "threads": torch.get_num_threads()})
     results.setdefault("variants", {})
-    for variant in args.variants.split(","):
+    for variant in [v for v in args.variants.split(",") if v]:
         rows = fit + (data["benign"] + data["hhh_harmful"] if variant == "gptfuzz_benign" else [])
         if args.limit:
             rows = random.Random(1).sample(rows, min(args.limit, len(rows)))
@@ -186,8 +186,11 @@ def main() -> None:
             index = [i for i, r in enumerate(pku) if r["question"] in fold]
             s[index] = scores(model, [pku[i] for i in index])
         y = labels(pku)
-        results["pku_ceiling"] = {"folds": "2, by question", "auroc": round(float(roc_auc_score(y, s)), 3),
-                                  "kappa_at_0.5": round(cohen_kappa((s > 0.5).tolist(), y), 3)}
+        results["pku_ceiling"] = {"folds": "2, by question", "epochs": args.epochs,
+                                  "auroc": round(float(roc_auc_score(y, s)), 3),
+                                  "kappa_at_0.5": round(cohen_kappa((s > 0.5).tolist(), y), 3),
+                                  "best_cut_kappa": round(max(cohen_kappa((s > t).tolist(), y) for t in np.unique(
+                                      np.quantile(s, np.linspace(0.01, 0.99, 99)))), 3)}
         print(json.dumps(results["pku_ceiling"]), flush=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 
