@@ -1,7 +1,7 @@
 """Does a MiniLM cross-encoder fine-tuned end to end on (request, response) judge harm outside GPTFuzz? The option
 issue 20 names first, against the shipped judge (a probe on frozen response embeddings: PKU κ 0.33).
 
-    python benchmarks/harm_judge_crossencoder.py [--validation ../shared/data/judge-validation] [--epochs 2]
+    python benchmarks/harm_judge_crossencoder.py [--validation ../shared/data/judge-validation] [--epochs 1]
 
 MiniLM-L6 (the installed encoder) reads "[CLS] request [SEP] response [SEP]" (256 tokens, the response truncated),
 mean-pools its last layer and a linear head gives P(harmful); every weight is trained (AdamW, lr 3e-5, warm-up 10%,
@@ -19,7 +19,6 @@ Results: benchmarks/results/harm_crossencoder.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import random
@@ -31,8 +30,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from transformers import AutoModel, AutoTokenizer
 
+from harm_judge_variants import best_cut_kappa, embedded_rows
 from safealign.data.prompts import embedded
-from safealign.eval.judges.labels import read_gptfuzz, read_hhh, read_pandalm, read_pku_saferlhf_mini
+from safealign.eval.judges.labels import read_hhh
 from safealign.eval.metrics import best_threshold, cohen_kappa
 from safealign.models import resolve
 
@@ -111,22 +111,14 @@ def report(threshold: float, sets: dict) -> dict:
     for name, (s, rows) in sets.items():
         y = labels(rows)
         out[name] = {"kappa": round(cohen_kappa((s > threshold).tolist(), y), 3),
-                     "auroc": round(float(roc_auc_score(y, s)), 3),
-                     "best_cut_kappa": round(max(cohen_kappa((s > t).tolist(), y)
-                                                 for t in np.unique(np.quantile(s, np.linspace(0.01, 0.99, 99)))), 3)}
+                     "auroc": round(float(roc_auc_score(y, s)), 3), "best_cut_kappa": best_cut_kappa(s, y)}
     return out
 
 
 def load(validation: Path) -> dict:
-    folder = embedded("embedded", "gptfuzz")
-    with open(folder / "question_list.csv", newline="") as f:
-        questions = {r["index"]: r["text"] for r in csv.DictReader(f)}
-    data = {name: [r | {"question": questions[r["question"]], "cluster": r["question"]}
-                   for r in read_gptfuzz(folder / f"{name}.csv.gz")] for name in ("train", "evaluate")}
-    data["pku"] = read_pku_saferlhf_mini(validation / "pku-saferlhf-mini" / "safe_rlhf_mini.csv")
-    pandalm = read_pandalm(embedded("embedded", "pandalm", "testset-v1.json.gz"))
-    data["benign"] = [{"question": r["instruction"], "response": r[side], "harmful": False}
-                      for r in pandalm for side in ("response_a", "response_b")]
+    """harm_judge_variants' rows (GPTFuzz with its question as the cluster, PKU, PandaLM's answers as benign) and
+    HHH's harmless-category pairs: the better answer benign, the worse harmful."""
+    data = embedded_rows(validation)
     hhh = [r for r in read_hhh(embedded("embedded", "hhh", "hhh_alignment.jsonl")) if r["source"] == "harmless"]
     better = {"a": "response_a", "b": "response_b"}
     worse = {"a": "response_b", "b": "response_a"}
@@ -140,12 +132,11 @@ def load(validation: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--validation", type=Path, default=Path("../shared/data/judge-validation"))
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--variants", default="gptfuzz,gptfuzz_benign")
     parser.add_argument("--pku-ceiling", action="store_true")
     parser.add_argument("--limit", type=int, default=0, help="at most this many training rows (a quick check)")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     folder = resolve("minilm")
     data = load(args.validation)
     clusters = sorted({r["cluster"] for r in data["train"]}, key=int)
@@ -189,8 +180,7 @@ def main() -> None:
         results["pku_ceiling"] = {"folds": "2, by question", "epochs": args.epochs,
                                   "auroc": round(float(roc_auc_score(y, s)), 3),
                                   "kappa_at_0.5": round(cohen_kappa((s > 0.5).tolist(), y), 3),
-                                  "best_cut_kappa": round(max(cohen_kappa((s > t).tolist(), y) for t in np.unique(
-                                      np.quantile(s, np.linspace(0.01, 0.99, 99)))), 3)}
+                                  "best_cut_kappa": best_cut_kappa(s, y)}
         print(json.dumps(results["pku_ceiling"]), flush=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
 

@@ -45,7 +45,7 @@ def embedded_rows(validation: Path) -> dict:
             "benign": [{"question": r["instruction"], "response": r[side], "harmful": False}
                        for r in pandalm for side in ("response_a", "response_b")]}
     for name in ("train", "evaluate"):
-        data[name] = [r | {"question": questions[r["question"]]} for r in data[name]]
+        data[name] = [r | {"question": questions[r["question"]], "cluster": r["question"]} for r in data[name]]
     harmful = ([p.text for p in load_harmbench()] + [p.text for p in load_xstest() if p.category.startswith("unsafe")]
                + list(questions.values()))
     harmless = ([p.text for p in load_xstest() if p.category.startswith("safe")]
@@ -69,6 +69,12 @@ def fitted(X, y, c: float):
     return LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=0).fit(X, y)
 
 
+def best_cut_kappa(s: np.ndarray, y: list[bool]) -> float:
+    """κ of the best cut among the scores' percentiles 1-99: an upper bound no threshold fit elsewhere can pass."""
+    return round(max(cohen_kappa((s > t).tolist(), y) for t in np.unique(np.quantile(s, np.linspace(0.01, 0.99, 99)))),
+                 3)
+
+
 def measure(score_train, y_train, scores: dict) -> dict:
     threshold = best_threshold(score_train.tolist(), y_train.astype(bool).tolist(), "kappa")
     out = {"threshold": round(threshold, 3)}
@@ -76,8 +82,7 @@ def measure(score_train, y_train, scores: dict) -> dict:
         out[f"{name}_kappa"] = round(cohen_kappa((s > threshold).tolist(), y.astype(bool).tolist()), 3)
     s, y = scores["pku"]
     out["pku_auroc"] = round(float(roc_auc_score(y, s)), 3)
-    out["pku_best_cut_kappa"] = round(max(cohen_kappa((s > t).tolist(), y.astype(bool).tolist())
-                                          for t in np.unique(np.quantile(s, np.linspace(0.01, 0.99, 99)))), 3)
+    out["pku_best_cut_kappa"] = best_cut_kappa(s, y.astype(bool).tolist())
     return out
 
 
