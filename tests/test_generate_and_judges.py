@@ -60,6 +60,45 @@ def test_grouped_prefill_gives_the_padded_batch_and_the_naive_loop_answers(tiny_
     assert layer.keys.shape[2] == ids.shape[1] + 1 and layer.buffers[0].shape[2] > ids.shape[1] + 1
 
 
+def test_greedy_decoding_drops_finished_rows_and_answers_as_generate_does(tiny_chat_lm):
+    """Rows that emit an EOS leave the batch (cache, mask and positions cut to the rest); every response is still
+    the one transformers' generate gives, over the padded batch and one prompt at a time."""
+    import copy
+
+    import torch
+
+    from safealign.generate import greedy_decode, grouped_prefill, left_pad, plain_greedy, prompt_ids
+
+    model, tokenizer = tiny_chat_lm
+    model = copy.deepcopy(model)
+    prompts = PROMPTS + [Prompt(f"q{i}", "t", ({"role": "user", "content": text},), "test")
+                         for i, text in enumerate(["Why is the sky blue?", "Count to ten", "ok"])]
+    sequences = [prompt_ids(tokenizer, p, 64) for p in prompts]
+    with torch.no_grad():  # what each prompt continues with when nothing stops it
+        free = [model.generate(input_ids=torch.tensor([s]), do_sample=False, max_new_tokens=10,
+                               pad_token_id=tokenizer.pad_token_id)[0, len(s):].tolist() for s in sequences]
+    # EOS: a token each of three rows reaches at a different step (it may end other rows too)
+    stop = {free[0][2], free[2][5], free[len(free) - 1][7]}
+    model.generation_config.eos_token_id = sorted(stop)
+    assert plain_greedy(model)
+    ids, mask = left_pad(sequences, tokenizer.pad_token_id)
+    with torch.no_grad():
+        tokens = greedy_decode(model, grouped_prefill(model, sequences, "cpu", room=10), ids, mask, 10, stop)
+    for row, new in zip(free, tokens):  # each row: its free continuation up to and including its first EOS
+        end = next((k + 1 for k, t in enumerate(row) if t in stop), len(row))
+        assert new == row[:end]
+    lengths = [len(t) for t in tokens]
+    assert len(set(lengths)) >= 3 and min(lengths) <= 3 and max(lengths) == 10
+    grouped = generate_batched(model, tokenizer, prompts, max_new_tokens=10, batch_size=11, prefill="grouped")
+    padded = generate_batched(model, tokenizer, prompts, max_new_tokens=10, batch_size=11, prefill="padded")
+    assert grouped == padded == generate_one_by_one(model, tokenizer, prompts, max_new_tokens=10)
+    # a generation_config that adds a logits processor sends the batch to generate, which applies it
+    model.generation_config.repetition_penalty = 1.3
+    assert not plain_greedy(model)
+    assert generate_batched(model, tokenizer, prompts, max_new_tokens=10, batch_size=11) == \
+        generate_one_by_one(model, tokenizer, prompts, max_new_tokens=10)
+
+
 def test_prefill_groups_bound_the_padding():
     from safealign.generate import prefill_groups
 

@@ -10,9 +10,14 @@ runs every prompt at the batch's longest length, so its prefill pays for the pad
 compute at 50 new tokens. Instead the prompts go through the model in groups of similar length (at most 10%
 padding, on the right, where the causal mask hides it; a group's shared opening, the chat template's system
 turn, once), the key and value caches are cut to each prompt's length and left-padded into one batch, and
-`generate` decodes the whole batch from there: the attention mask hides the padded slots and positions come
-from the mask, as in a padded batch. The cache is preallocated with room for the new tokens (DynamicCache
-concatenates, copying the whole cache at every step: two thirds of decoding time at batch 48 on a CPU).
+the batch decodes from there: the attention mask hides the padded slots and positions come from the mask, as
+in a padded batch. The cache is preallocated with room for the new tokens (DynamicCache concatenates, copying
+the whole cache at every step: two thirds of decoding time at batch 48 on a CPU).
+
+Decoding (`greedy_decode`, where the model's generation_config adds no logits processor): transformers'
+generate steps every row until the batch's last response ends; here finished rows leave the batch, which
+pays where a policy's responses end early (benchmarks/profile_generation.py times both on the same prompts and
+checks they give the same responses).
 """
 
 from __future__ import annotations
@@ -107,6 +112,12 @@ def _roomy_layer(keys, values, room: int):
             self.keys, self.values = self.buffers[0][:, :, :length + new], self.buffers[1][:, :, :length + new]
             return self.keys, self.values
 
+        def select(self, rows):
+            """Keep only these batch rows (a LongTensor of indices), buffers included."""
+            length = self.keys.shape[2]
+            self.buffers = self.buffers[0][rows], self.buffers[1][rows]
+            self.keys, self.values = self.buffers[0][:, :, :length], self.buffers[1][:, :, :length]
+
     layer = RoomyLayer()
     layer.lazy_initialization(keys, values)
     layer.seed(keys, values, room)
@@ -197,6 +208,69 @@ def grouped_prefill(model, sequences: list[list[int]], device, room: int = 0):
     return cache
 
 
+# Generation settings that add a logits processor to greedy decoding, with their neutral values: where a model's
+# generation_config sets one, greedy_decode steps aside and transformers' generate runs instead.
+_PROCESSORS = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+               "bad_words_ids": None, "min_length": 0, "min_new_tokens": None, "sequence_bias": None,
+               "suppress_tokens": None, "begin_suppress_tokens": None, "forced_bos_token_id": None,
+               "forced_eos_token_id": None, "exponential_decay_length_penalty": None, "renormalize_logits": False,
+               "stop_strings": None, "guidance_scale": 1.0, "watermarking_config": None}
+
+
+def plain_greedy(model) -> bool:
+    """True when the model's generation_config adds nothing to greedy decoding but stopping at its EOS."""
+    config = getattr(model, "generation_config", None)
+    return config is not None and all(getattr(config, name, None) in (None, neutral)
+                                      for name, neutral in _PROCESSORS.items())
+
+
+def eos_ids(model, pad_id: int) -> set[int]:
+    """The token ids that end a response: the generation_config's EOS (one or a list), else the pad id."""
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    eos = eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [pad_id]
+    return {int(e) for e in eos}
+
+
+def greedy_decode(model, cache, ids, mask, max_new_tokens: int, stop: set[int], prune: float = 0.125):
+    """Greedy decoding from a grouped_prefill cache, dropping finished rows from the batch.
+
+    ids, mask: the left-padded batch (B, T); the cache holds every token but the last (T - 1 slots, left-padded
+    the same way). Each step feeds one token per row at its own position (its count of real tokens so far, as
+    generate derives it from the mask) and appends the arg-max. A row is finished when it emits a token in
+    `stop` (kept, as generate keeps it) or after max_new_tokens. transformers' generate runs every row until
+    the batch's last one stops; here the finished rows leave the batch (cache, mask, positions) once they are
+    at least `prune` of it, so a batch whose responses are mostly short stops paying for the long ones' steps.
+    Returns each row's new tokens, in the batch's order."""
+    import torch
+
+    name = cache_argument(model)
+    rows = list(range(ids.shape[0]))          # the batch row each row still decoding came from
+    token = ids[:, -1:]
+    positions = mask.sum(1, keepdim=True) - 1
+    out: list[list[int]] = [[] for _ in rows]
+    done = [False] * len(rows)
+    for step in range(max_new_tokens):
+        logits = model(input_ids=token, attention_mask=mask, position_ids=positions, use_cache=True,
+                       logits_to_keep=1, **{name: cache}).logits[:, -1]
+        nxt = logits.argmax(-1)
+        for i, value in enumerate(nxt.tolist()):
+            if not done[i]:
+                out[rows[i]].append(value)
+                done[i] = value in stop
+        if all(done) or step == max_new_tokens - 1:
+            break
+        token, positions = nxt[:, None], positions + 1
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], 1)
+        if sum(done) >= max(1.0, prune * len(rows)):
+            keep = [i for i, finished in enumerate(done) if not finished]
+            index = torch.tensor(keep, device=mask.device)
+            for layer in cache.layers:
+                layer.select(index)
+            token, positions, mask = token[index], positions[index], mask[index]
+            rows, done = [rows[i] for i in keep], [False] * len(keep)
+    return out
+
+
 def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: int = 50, batch_size: int = 16,
                      max_prompt_tokens: int = 384, description: str = "generating",
                      prefill: str = "grouped") -> list[str]:
@@ -222,6 +296,12 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
             ids, mask = left_pad(sequences, pad_id)  # (B, T)
             cache = (grouped_prefill(model, sequences, device, room=max_new_tokens)
                      if prefill == "grouped" else None)
+            if cache is not None and plain_greedy(model):
+                tokens = greedy_decode(model, cache, ids.to(device), mask.to(device), max_new_tokens,
+                                       eos_ids(model, pad_id))
+                for row, i in enumerate(index):
+                    responses[i] = tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
+                continue
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                  max_new_tokens=max_new_tokens, pad_token_id=pad_id,
                                  **({cache_name: cache} if cache is not None else {}))
