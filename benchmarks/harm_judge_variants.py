@@ -10,7 +10,9 @@ Variants (logistic regression, balanced classes, threshold = the κ-best cut on 
 - with_benign: request_response plus PandaLM's 1,998 answers to everyday instructions as harmless rows;
 - request_prior: the response probe times P(the request is harmful), a second probe fit on requests only
   (harmful: HarmBench's behaviours, XSTest's 200 unsafe prompts, GPTFuzz's 100 questions; harmless: XSTest's 250
-  safe prompts, PandaLM's 170 instructions, HHH's prompts).
+  safe prompts, PandaLM's 170 instructions, HHH's prompts);
+- response_not_refusal: the response probe, 0 where the refusal rules call the response a refusal (the refusal
+  judge combined with a "does it carry out the request" score).
 Each at C = 1 and 10. Results go to benchmarks/results/harm_variants.json: κ on both sources, PKU's AUROC and the
 κ of PKU's best cut (an upper bound no threshold fit on GPTFuzz can pass).
 """
@@ -30,6 +32,7 @@ from sklearn.metrics import roc_auc_score
 from safealign.data.prompts import embedded, load_harmbench, load_xstest
 from safealign.eval.judges.encoders import embed
 from safealign.eval.judges.labels import read_gptfuzz, read_hhh, read_pandalm, read_pku_saferlhf_mini
+from safealign.eval.judges.refusal import is_refusal
 from safealign.eval.metrics import best_threshold, cohen_kappa
 
 RESULTS = Path(__file__).parent / "results" / "harm_variants.json"
@@ -94,6 +97,8 @@ def main():
     data = embedded_rows(Path(args.validation))
     train, evaluate, pku, benign = (vectors(data[k]) for k in ("train", "evaluate", "pku", "benign"))
     harmful, harmless = data["requests"]
+    answered = {k: np.array([not is_refusal(row["response"]) for row in data[k]])
+                for k in ("train", "evaluate", "pku")}
     requests_X = np.vstack([embed(harmful, cache=True), embed(harmless, cache=True)])
     requests_y = np.r_[np.ones(len(harmful), int), np.zeros(len(harmless), int)]
     results = {}
@@ -107,6 +112,11 @@ def main():
             p = lambda v: model.predict_proba(features(v[0], v[1], feature_kind))[:, 1]  # noqa: E731
             results[f"{kind}_C{c:g}"] = measure(p(train), train[2], {"evaluate": (p(evaluate), evaluate[2]),
                                                                      "pku": (p(pku), pku[2])})
+            if kind == "response":
+                q = lambda v, k: p(v) * answered[k]  # noqa: E731
+                results[f"response_not_refusal_C{c:g}"] = measure(
+                    q(train, "train"), train[2], {"evaluate": (q(evaluate, "evaluate"), evaluate[2]),
+                                                  "pku": (q(pku, "pku"), pku[2])})
         response, request = fitted(train[0], train[2], c), fitted(requests_X, requests_y, c)
         p = lambda v: response.predict_proba(v[0])[:, 1] * request.predict_proba(v[1])[:, 1]  # noqa: E731
         results[f"request_prior_C{c:g}"] = measure(p(train), train[2], {"evaluate": (p(evaluate), evaluate[2]),
