@@ -67,7 +67,7 @@ def test_greedy_decoding_drops_finished_rows_and_answers_as_generate_does(tiny_c
 
     import torch
 
-    from safealign.generate import greedy_decode, grouped_prefill, left_pad, plain_greedy, prompt_ids
+    from safealign.generate import eos_ids, greedy_decode, grouped_prefill, left_pad, plain_greedy, prompt_ids
 
     model, tokenizer = tiny_chat_lm
     model = copy.deepcopy(model)
@@ -79,8 +79,10 @@ def test_greedy_decoding_drops_finished_rows_and_answers_as_generate_does(tiny_c
                                pad_token_id=tokenizer.pad_token_id)[0, len(s):].tolist() for s in sequences]
     # EOS: a token each of three rows reaches at a different step (it may end other rows too)
     stop = {free[0][2], free[2][5], free[len(free) - 1][7]}
+    model.generation_config.eos_token_id = None  # no EOS: nothing stops a row before max_new_tokens, as in generate
+    assert eos_ids(model) == set()
     model.generation_config.eos_token_id = sorted(stop)
-    assert plain_greedy(model)
+    assert plain_greedy(model) and eos_ids(model) == stop
     ids, mask = left_pad(sequences, tokenizer.pad_token_id)
     with torch.no_grad():
         tokens = greedy_decode(model, grouped_prefill(model, sequences, "cpu", room=10), ids, mask, 10, stop)

@@ -224,11 +224,11 @@ def plain_greedy(model) -> bool:
                                       for name, neutral in _PROCESSORS.items())
 
 
-def eos_ids(model, pad_id: int) -> set[int]:
-    """The token ids that end a response: the generation_config's EOS (one or a list), else the pad id."""
+def eos_ids(model) -> set[int]:
+    """The token ids that end a response: the generation_config's EOS (one or a list); none without one, where
+    generate too decodes max_new_tokens."""
     eos = getattr(model.generation_config, "eos_token_id", None)
-    eos = eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [pad_id]
-    return {int(e) for e in eos}
+    return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [] if eos is None else [eos])}
 
 
 def greedy_decode(model, cache, ids, mask, max_new_tokens: int, stop: set[int], prune: float = 0.125):
@@ -298,15 +298,13 @@ def generate_batched(model, tokenizer, prompts: list[Prompt], max_new_tokens: in
                      if prefill == "grouped" else None)
             if cache is not None and plain_greedy(model):
                 tokens = greedy_decode(model, cache, ids.to(device), mask.to(device), max_new_tokens,
-                                       eos_ids(model, pad_id))
-                for row, i in enumerate(index):
-                    responses[i] = tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
-                continue
-            out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=pad_id,
-                                 **({cache_name: cache} if cache is not None else {}))
+                                       eos_ids(model))
+            else:
+                tokens = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                                        max_new_tokens=max_new_tokens, pad_token_id=pad_id,
+                                        **({cache_name: cache} if cache is not None else {}))[:, ids.shape[1]:]
             for row, i in enumerate(index):
-                responses[i] = tokenizer.decode(out[row, ids.shape[1]:], skip_special_tokens=True).strip()
+                responses[i] = tokenizer.decode(tokens[row], skip_special_tokens=True).strip()
     return responses
 
 
