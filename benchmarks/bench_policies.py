@@ -1,21 +1,26 @@
 """Training speed of the generative arms against this machine's compute bound, and against trl's defaults.
 
-    python benchmarks/bench_policies.py [--pairs 32] [--rl-steps 2]
+    python benchmarks/bench_policies.py [--pairs N] [--rl-steps 2]
 
-On the same SmolLM2-135M-Instruct and the same first N Clean training pairs, each run in a fresh process:
+On the same SmolLM2-135M-Instruct and the same first N Clean training pairs (default: as many as the arm's
+shipped profile trains on, 128 for SFT and 32 for DPO), each run in a fresh process:
 
 - the machine's matmul rate: fp32 torch.mm at the policy's own shapes (q/k/v/o, MLP, LM head) for 1,024
   tokens; the best shape's GFLOP/s is the compute bound (a conservative one: no run can beat it);
-- sft, dpo: the arm as the offline profile ships it (LoRA, learning rate, lengths); the same with 5% LoRA
-  dropout (safealign_lora_dropout), and with it and trl's LM head over every position instead of the
-  response's (safealign_trl_head: the arm before b4d84b2); then the same rows through
+- sft, dpo: the arm as the offline profile ships it (LoRA, learning rate, lengths); then its settings undone
+  one at a time, each variant keeping the earlier ones undone: the fused (sdpa) attention instead of the eager
+  one on a CPU and batches in random order instead of grouped by length (safealign_sdpa_random: the arms
+  before 2026-12-05); and 5% LoRA dropout (safealign_lora_dropout); and trl's LM head over every position
+  instead of the response's (safealign_trl_head: the arms before b4d84b2); then the same rows through
   trl's SFTTrainer / DPOTrainer with their defaults (full fine-tuning, trl's learning rate, max_length 1024,
   no LoRA) but one epoch, the same batch size and seed;
 - the Safe RLHF step (sampling B x K responses, reward and cost scoring, policy and reference passes, the
   update), as the offline profile ships it.
 
 FLOPs required are counted from the model's shapes for the non-padding tokens actually processed (matmuls:
-2 per multiply-add; attention over the causal context), forward = F; LoRA training = 2F (gradients of the
+2 per multiply-add; attention over the causal context; the LM head only at the positions whose distribution is
+used: the response tokens the loss scores, a prompt's last position and each sampled token when sampling),
+forward = F; LoRA training = 2F (gradients of the
 activations, not of the frozen weights), full fine-tuning = 3F, a reference pass = F, sampling = prefill +
 one decoding step per new token (a recomputation, as under gradient checkpointing, is not required work and
 is not counted); the RL step adds the two MiniLM judges' forward passes. % of bound = FLOPs
@@ -37,7 +42,9 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "policies.json"
 # The shipped SFT/DPO settings undone one at a time: 5% LoRA dropout; then also trl's LM head over every position.
-ABLATIONS = ("safealign_lora_dropout", "safealign_trl_head")
+# The shipped SFT/DPO settings undone one at a time: the fused attention (not the eager one) and, for SFT, batches in
+# random order (not grouped by length); then also 5% LoRA dropout; then also trl's LM head over every position.
+ABLATIONS = ("safealign_sdpa_random", "safealign_lora_dropout", "safealign_trl_head")
 HELD_OUT = 32
 
 
@@ -80,13 +87,15 @@ def shapes():
             "q": c.num_attention_heads * head_dim, "kv": c.num_key_value_heads * head_dim}
 
 
-def forward_flops(lengths: list[int], s: dict, lora_r: int = 0) -> float:
-    """Forward FLOPs of whole sequences of these (non-padding) lengths: matmuls, causal attention, LM head."""
+def forward_flops(lengths: list[int], s: dict, lora_r: int = 0, scored: int | None = None) -> float:
+    """Forward FLOPs of whole sequences of these (non-padding) lengths: matmuls, causal attention, and the LM head
+    on the `scored` positions only (default: every position), the ones whose next-token distribution is used."""
     d, L = s["d"], s["layers"]
-    per_token = 2 * L * (d * s["q"] + 2 * d * s["kv"] + s["q"] * d + 3 * d * s["ffn"]) + 2 * d * s["vocab"]
+    per_token = 2 * L * (d * s["q"] + 2 * d * s["kv"] + s["q"] * d + 3 * d * s["ffn"])
     per_token += 2 * L * lora_r * 4 * (2 * d) if lora_r else 0  # LoRA A and B on q/k/v/o
     attention = sum(2 * 2 * L * s["q"] * t * (t + 1) / 2 for t in lengths)  # QK^T and AV over the causal context
-    return per_token * sum(lengths) + attention
+    head = 2 * d * s["vocab"] * (sum(lengths) if scored is None else scored)
+    return per_token * sum(lengths) + attention + head
 
 
 def matmul_rate() -> dict:
@@ -127,18 +136,23 @@ def _rows(data: str, split: str, n: int):
     return load_split(Path(data), split, part="clean")[:n]
 
 
-def _token_lengths(tokenizer, rows, cfg, with_rejected: bool) -> list[int]:
+def _token_lengths(tokenizer, rows, cfg, with_rejected: bool) -> tuple[list[int], int]:
+    """The training sequences' token lengths (prompt + response, cut at max_length) and how many of their
+    positions the loss scores (the response's tokens, end of turn included)."""
     from safealign.generate import response_text, trim_context
 
-    lengths = []
+    lengths, scored = [], 0
     for pair, _ in rows:
         prompt = trim_context(tokenizer, pair.context, cfg.max_prompt_tokens)
+        prompt_length = len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                                          return_dict=True)["input_ids"])
         for response in ((pair.chosen, pair.rejected) if with_rejected else (pair.chosen,)):
             text = response_text(tokenizer, response, cfg.max_response_tokens)
             ids = tokenizer.apply_chat_template(prompt + [{"role": "assistant", "content": text}], tokenize=True,
                                                 return_dict=True)["input_ids"]
             lengths.append(min(len(ids), cfg.max_length))
-    return lengths
+            scored += max(lengths[-1] - prompt_length, 0)
+    return lengths, scored
 
 
 def _held_out_nll(folder: str, data: str, cfg) -> float:
@@ -197,13 +211,21 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
     arm, dpo = arm_module(kind), kind == "dpo"
     cfg = replace(_profile(kind), data=data, max_train_pairs=pairs, model="smollm2-135m-instruct")
     tokenizer = AutoTokenizer.from_pretrained(resolve(cfg.model))
-    lengths = _token_lengths(tokenizer, _rows(data, "train", pairs), cfg, with_rejected=dpo)
+    lengths, scored = _token_lengths(tokenizer, _rows(data, "train", pairs), cfg, with_rejected=dpo)
     out = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{variant}-"))
     if variant.startswith("safealign"):
-        if variant in ABLATIONS:  # what the shipped arm changed, put back one at a time
+        undone = ABLATIONS[: ABLATIONS.index(variant) + 1] if variant in ABLATIONS else ()
+        if "safealign_sdpa_random" in undone:  # what the shipped arm changed, put back one at a time
+            from safealign.arms import policy
+
+            policy.training_attention = lambda: {}
+            trainer_arguments = arm.training_arguments
+            arm.training_arguments = lambda *a, **kw: trainer_arguments(*a, **kw | {
+                "train_sampling_strategy": "random"})
+        if "safealign_lora_dropout" in undone:
             cfg = replace(cfg, lora_dropout=0.05)
-            if variant == "safealign_trl_head":
-                arm.project_response_tokens_only = lambda trainer: False
+        if "safealign_trl_head" in undone:
+            arm.project_response_tokens_only = lambda trainer: False
         run = arm.train(replace(cfg, out=str(out)))
         seconds = json.loads((run / MODEL_DIR / "safealign-complete.json").read_text())["train_seconds"]
         folder = str(run / MODEL_DIR)
@@ -226,7 +248,8 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
         # full fine-tuning (+ DPO's reference model); gradient checkpointing's recomputation is not required work
         multiplier = 3 + dpo
         lengths = [min(length, args.max_length or length) for length in lengths]
-    flops = multiplier * forward_flops(lengths, shapes(), cfg.lora_r if variant.startswith("safealign") else 0)
+    flops = multiplier * forward_flops(lengths, shapes(), cfg.lora_r if variant.startswith("safealign") else 0,
+                                       scored)
     quality = ({"held_out_preference_accuracy": _held_out_preference(folder, resolve(cfg.model), data, cfg)} if dpo
                else {"held_out_nll_per_token": _held_out_nll(folder, data, cfg)})
     precision = "bfloat16" if variant.startswith("safealign") and uses_bf16(cfg.precision) else "float32"
@@ -271,10 +294,13 @@ def bench_rl(data: str, rl_steps: int) -> dict:
                           for m in prompts for _ in range(cfg.samples_per_prompt)]
         new = record["response_tokens"] / len(prompt_lengths)
         full = [p + new for p in prompt_lengths]
-        sampling = forward_flops(prompt_lengths, s, cfg.lora_r) + sum(
+        # the prompt's prefill needs the LM head at its last position only; every sampled token needs it once
+        sampling = forward_flops(prompt_lengths, s, cfg.lora_r, scored=len(prompt_lengths)) + sum(
             forward_flops([p + t + 1], s, cfg.lora_r) - forward_flops([p + t], s, cfg.lora_r)
             for p in prompt_lengths for t in range(int(new)))
-        update = 2 * forward_flops(full, s, cfg.lora_r) + forward_flops(full, s)  # policy fwd+bwd, reference fwd
+        scored = record["response_tokens"]  # log π and log π_ref of the response tokens
+        update = (2 * forward_flops(full, s, cfg.lora_r, scored)  # policy forward + activation gradients
+                  + forward_flops(full, s, scored=scored))  # reference forward
         judge = 2 * 2 * 22.7e6 * 64 * len(full)  # reward and cost MiniLM forward, <= 64 tokens each
         steps.append({"seconds": seconds, "flops": sampling + update + judge, "sampling_flops": sampling,
                       "update_flops": update, "samples": len(full), "response_tokens": record["response_tokens"]})
@@ -294,18 +320,19 @@ def bound_of(bound: dict, result: dict) -> float:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", type=int, default=32)
+    parser.add_argument("--pairs", type=int, default=None, help="training pairs (default: the arm's profile's)")
     parser.add_argument("--rl-steps", type=int, default=2)
     parser.add_argument("--audit", default="runs/audit", help="a finished audit: its data and reward/cost runs")
     args = parser.parse_args()
     data = str(Path(args.audit) / "data")
     bound = run_child("matmul", "-", 0, data, 0)
-    results = {"pairs": args.pairs, "measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "matmul": bound,
+    results = {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "matmul": bound,
                "bound_gflops": bound["bound_gflops"], "bound_gflops_bf16": bound["bound_gflops_bf16"], "arms": {}}
     for kind in ("sft", "dpo"):
         results["arms"][kind] = {}
+        pairs = args.pairs or _profile(kind).max_train_pairs
         for variant in ("safealign", *ABLATIONS, "trl_defaults"):
-            r = run_child(kind, variant, args.pairs, data, 0)
+            r = run_child(kind, variant, pairs, data, 0)
             r["percent_of_bound"] = round(100 * r["achieved_gflops"] / bound_of(bound, r), 1)
             results["arms"][kind][variant] = r
             print(kind, variant, json.dumps(r), flush=True)

@@ -90,10 +90,12 @@ def _ablations(results: dict) -> str:
     """What the shipped SFT/DPO settings save: seconds with each undone (bench_policies' ABLATIONS)."""
     def seconds(kind):
         r = results["arms"][kind]
-        return "/".join(f"{r[v]['train_seconds']:.1f}" for v in ("safealign", "safealign_lora_dropout",
-                                                                 "safealign_trl_head"))
-    return (f"On {results['pairs']} pairs SFT / DPO train in {seconds('sft')} / {seconds('dpo')} s as shipped / with "
-            f"5% LoRA dropout / with it and trl's LM head over every position (the arms before b4d84b2).")
+        return (f"{kind.upper()} on {r['safealign']['pairs']} pairs " + "/".join(
+            f"{r[v]['train_seconds']:.1f}" for v in ("safealign", "safealign_sdpa_random", "safealign_lora_dropout",
+                                                     "safealign_trl_head")) + " s")
+    return (f"Training takes {seconds('sft')}, {seconds('dpo')}: as shipped / with the fused attention and random "
+            f"batch order (the arms before 2026-12-05) / and 5% LoRA dropout / and trl's LM head over every "
+            f"position (the arms before b4d84b2).")
 
 
 def generate_speed(results: dict) -> str:

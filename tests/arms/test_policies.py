@@ -496,3 +496,36 @@ def test_the_dpo_trainer_gives_the_same_loss_through_the_response_only_head(tiny
     assert expected.item() > 0 and got.item() == pytest.approx(expected.item(), rel=1e-6)
     for name in ("log_probs", "entropy", "mean_logits"):  # what trl's DPO head computes
         assert torch.allclose(getattr(got_out, name), getattr(expected_out, name), atol=1e-5), name
+
+
+def test_sft_batches_rows_of_about_their_own_length_and_trains_with_eager_attention_on_a_cpu(tiny_causal_lm,
+                                                                                            tmp_path):
+    """The SFT trainer's batches come from length-sorted windows of shuffled rows: every row once, less padding
+    than the same rows in random batches; a policy loaded for training on a CPU uses eager attention."""
+    import random
+
+    from datasets import Dataset
+
+    from safealign.arms import sft
+
+    cfg = load_config(sft.CONFIG, None, [f"model={tiny_causal_lm}", f"out={tmp_path}", "max_length=96",
+                                         "batch_size=2"])
+    model, tokenizer = sft.load_policy(tiny_causal_lm, cfg)
+    assert model.config._attn_implementation == ("sdpa" if torch.cuda.is_available() else "eager")
+    rng = random.Random(0)
+    words = [" ".join("word" for _ in range(rng.randint(1, 40))) for _ in range(32)]
+    rows = [{"prompt": [{"role": "user", "content": f"question {i}"}],
+             "completion": [{"role": "assistant", "content": w}]} for i, w in enumerate(words)]
+
+    def batches(**overrides):
+        trainer = sft.sft_trainer(model, tokenizer, Dataset.from_list(rows), cfg, tmp_path)
+        for name, value in overrides.items():
+            setattr(trainer.args, name, value)
+        return list(trainer.get_train_dataloader())
+
+    grouped, shuffled = batches(), batches(train_sampling_strategy="random")
+    assert len(grouped) == len(shuffled) == 16
+    lengths = sorted(int(m.sum()) for b in grouped for m in b["attention_mask"])
+    assert lengths == sorted(int(m.sum()) for b in shuffled for m in b["attention_mask"])  # the same rows
+    padded = [sum(b["input_ids"].numel() for b in bs) for bs in (grouped, shuffled)]
+    assert padded[0] < 0.9 * padded[1]

@@ -71,9 +71,22 @@ def load_policy(name_or_folder: str, cfg: PolicyConfig):
             raise SafeAlignError("load_in_4bit (QLoRA) needs a CUDA GPU and bitsandbytes; on CPU use lora=true alone")
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs, **load_options())
+    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs, **training_attention(), **load_options())
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def training_attention() -> dict:
+    """The attention a policy trains with: on a CPU the eager one (matrix products), elsewhere the model's default.
+
+    At the policies' lengths (<= 128 tokens) torch's fused CPU attention spends more on its backward pass (17% of
+    an SFT step in torch's profiler) than the whole attention costs as matrix products. DPO on the audit's 32
+    pairs trains in 24.3 s eager against 26.7 s fused; SFT on its 128 pairs, eager and with batches grouped by
+    length (sft.sft_trainer), in 27.5 s against 38.8 s fused and random (benchmarks/bench_policies.py, variant
+    safealign_sdpa_random; results/policies.json)."""
+    import torch
+
+    return {} if torch.cuda.is_available() else {"attn_implementation": "eager"}
 
 
 def lora_config(cfg: PolicyConfig):
@@ -106,11 +119,11 @@ def project_response_tokens_only(trainer) -> bool:
     only the positions whose next token is scored (the response's), not every position.
 
     trl (1.16) scores every position on devices without Triton, prompt and padding included, in float32 tiles
-    of the whole vocabulary: on 32 offline pairs it took SFT from 14.5 to 23.3 s and DPO from 29.8 to 44.1 s
-    (benchmarks/results/policies.json, safealign_trl_head). The outputs are the ones trl's head returns
-    (log-probs zero where the label is -100, the loss their mean or sum over num_items_in_batch, entropy, mean
-    logit and top-1 without gradient); tests/arms/test_policies.py checks them and their gradient against
-    trl's on a small model.
+    of the whole vocabulary: on the audit's 128 / 32 pairs it took SFT from 50.0 to 79.2 s and DPO from 28.1 to
+    46.0 s (benchmarks/results/policies.json, safealign_lora_dropout against safealign_trl_head). The outputs
+    are the ones trl's head returns (log-probs zero where the label is -100, the loss their mean or sum over
+    num_items_in_batch, entropy, mean logit and top-1 without gradient); tests/arms/test_policies.py checks them
+    and their gradient against trl's on a small model.
     Left to trl (returns False) on a GPU, with more than one process, and for models that scale or cap their
     logits."""
     model = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
