@@ -9,11 +9,10 @@ shipped profile trains on, 128 for SFT and 32 for DPO), each run in a fresh proc
   tokens; the best shape's GFLOP/s is the compute bound (a conservative one: no run can beat it);
 - sft, dpo: the arm as the offline profile ships it (LoRA, learning rate, lengths); then its settings undone
   one at a time, each variant keeping the earlier ones undone: the fused (sdpa) attention instead of the eager
-  one on a CPU and batches in random order instead of grouped by length (safealign_sdpa_random: the arms
-  before 2026-12-05); and 5% LoRA dropout (safealign_lora_dropout); and trl's LM head over every position
-  instead of the response's (safealign_trl_head: the arms before b4d84b2); then the same rows through
-  trl's SFTTrainer / DPOTrainer with their defaults (full fine-tuning, trl's learning rate, max_length 1024,
-  no LoRA) but one epoch, the same batch size and seed;
+  one on a CPU (safealign_sdpa: the arms before 2026-12-05); and 5% LoRA dropout (safealign_lora_dropout); and
+  trl's LM head over every position instead of the response's (safealign_trl_head: the arms before b4d84b2);
+  then the same rows through trl's SFTTrainer / DPOTrainer with their defaults (full fine-tuning, trl's
+  learning rate, max_length 1024, no LoRA) but one epoch, the same batch size and seed;
 - the Safe RLHF step (sampling B x K responses, reward and cost scoring, policy and reference passes, the
   update), as the offline profile ships it.
 
@@ -42,9 +41,9 @@ from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "policies.json"
 # The shipped SFT/DPO settings undone one at a time: 5% LoRA dropout; then also trl's LM head over every position.
-# The shipped SFT/DPO settings undone one at a time: the fused attention (not the eager one) and, for SFT, batches in
-# random order (not grouped by length); then also 5% LoRA dropout; then also trl's LM head over every position.
-ABLATIONS = ("safealign_sdpa_random", "safealign_lora_dropout", "safealign_trl_head")
+# The shipped SFT/DPO settings undone one at a time: the fused attention (not the eager one); then also 5% LoRA
+# dropout; then also trl's LM head over every position.
+ABLATIONS = ("safealign_sdpa", "safealign_lora_dropout", "safealign_trl_head")
 HELD_OUT = 32
 
 
@@ -215,13 +214,10 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{variant}-"))
     if variant.startswith("safealign"):
         undone = ABLATIONS[: ABLATIONS.index(variant) + 1] if variant in ABLATIONS else ()
-        if "safealign_sdpa_random" in undone:  # what the shipped arm changed, put back one at a time
+        if "safealign_sdpa" in undone:  # what the shipped arm changed, put back one at a time
             from safealign.arms import policy
 
             policy.training_attention = lambda: {}
-            trainer_arguments = arm.training_arguments
-            arm.training_arguments = lambda *a, **kw: trainer_arguments(*a, **kw | {
-                "train_sampling_strategy": "random"})
         if "safealign_lora_dropout" in undone:
             cfg = replace(cfg, lora_dropout=0.05)
         if "safealign_trl_head" in undone:

@@ -91,10 +91,10 @@ def _ablations(results: dict) -> str:
     def seconds(kind):
         r = results["arms"][kind]
         return (f"{kind.upper()} on {r['safealign']['pairs']} pairs " + "/".join(
-            f"{r[v]['train_seconds']:.1f}" for v in ("safealign", "safealign_sdpa_random", "safealign_lora_dropout",
+            f"{r[v]['train_seconds']:.1f}" for v in ("safealign", "safealign_sdpa", "safealign_lora_dropout",
                                                      "safealign_trl_head")) + " s")
-    return (f"Training takes {seconds('sft')}, {seconds('dpo')}: as shipped / with the fused attention and random "
-            f"batch order (the arms before 2026-12-05) / and 5% LoRA dropout / and trl's LM head over every "
+    return (f"Training takes {seconds('sft')}, {seconds('dpo')}: as shipped / with the fused attention (the arms "
+            f"before 2026-12-05) / and 5% LoRA dropout / and trl's LM head over every "
             f"position (the arms before b4d84b2).")
 
 

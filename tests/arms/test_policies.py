@@ -498,10 +498,10 @@ def test_the_dpo_trainer_gives_the_same_loss_through_the_response_only_head(tiny
         assert torch.allclose(getattr(got_out, name), getattr(expected_out, name), atol=1e-5), name
 
 
-def test_sft_batches_rows_of_about_their_own_length_and_trains_with_eager_attention_on_a_cpu(tiny_causal_lm,
-                                                                                            tmp_path):
-    """The SFT trainer's batches come from length-sorted windows of shuffled rows: every row once, less padding
-    than the same rows in random batches; a policy loaded for training on a CPU uses eager attention."""
+def test_sft_batches_come_in_random_order_not_grouped_by_length_and_train_with_eager_attention_on_a_cpu(
+        tiny_causal_lm, tmp_path):
+    """The SFT trainer's batches are the random sampler's (grouping by length pads less but trained a less safe
+    policy: benchmarks/sft_order.py); a policy loaded for training on a CPU uses eager attention."""
     import random
 
     from datasets import Dataset
@@ -517,15 +517,13 @@ def test_sft_batches_rows_of_about_their_own_length_and_trains_with_eager_attent
     rows = [{"prompt": [{"role": "user", "content": f"question {i}"}],
              "completion": [{"role": "assistant", "content": w}]} for i, w in enumerate(words)]
 
-    def batches(**overrides):
+    def widths(**overrides):
         trainer = sft.sft_trainer(model, tokenizer, Dataset.from_list(rows), cfg, tmp_path)
         for name, value in overrides.items():
             setattr(trainer.args, name, value)
-        return list(trainer.get_train_dataloader())
+        return [b["input_ids"].shape[1] for b in trainer.get_train_dataloader()]
 
-    grouped, shuffled = batches(), batches(train_sampling_strategy="random")
-    assert len(grouped) == len(shuffled) == 16
-    lengths = sorted(int(m.sum()) for b in grouped for m in b["attention_mask"])
-    assert lengths == sorted(int(m.sum()) for b in shuffled for m in b["attention_mask"])  # the same rows
-    padded = [sum(b["input_ids"].numel() for b in bs) for bs in (grouped, shuffled)]
-    assert padded[0] < 0.9 * padded[1]
+    shipped, grouped = widths(), widths(train_sampling_strategy="group_by_length")
+    assert shipped == widths(train_sampling_strategy="random")
+    assert len(shipped) == len(grouped) == 16
+    assert sum(grouped) < 0.9 * sum(shipped)  # grouping would pad less: the two samplers differ on these rows

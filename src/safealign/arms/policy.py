@@ -80,10 +80,8 @@ def training_attention() -> dict:
     """The attention a policy trains with: on a CPU the eager one (matrix products), elsewhere the model's default.
 
     At the policies' lengths (<= 128 tokens) torch's fused CPU attention spends more on its backward pass (17% of
-    an SFT step in torch's profiler) than the whole attention costs as matrix products. DPO on the audit's 32
-    pairs trains in 24.3 s eager against 26.7 s fused; SFT on its 128 pairs, eager and with batches grouped by
-    length (sft.sft_trainer), in 27.5 s against 38.8 s fused and random (benchmarks/bench_policies.py, variant
-    safealign_sdpa_random; results/policies.json)."""
+    an SFT step in torch's profiler) than the whole attention costs as matrix products. Measured by
+    benchmarks/bench_policies.py against the variant safealign_sdpa (results/policies.json)."""
     import torch
 
     return {} if torch.cuda.is_available() else {"attn_implementation": "eager"}

@@ -44,16 +44,16 @@ def sft_rows(tokenizer, pairs, cfg: PolicyConfig) -> list[dict]:
 
 
 def sft_trainer(model, tokenizer, dataset, cfg: PolicyConfig, run_dir: Path):
-    """trl's SFTTrainer with the loss on the completion only and batches grouped by length (training_arguments'
-    default: rows shuffled, then sorted by length within windows of several batches, so a batch pads to rows of
-    about its own length). On the audit's 128 pairs (87 tokens on average) random batches padded rows to 115
-    tokens on average, grouped ones to 94; with the eager attention (policy.training_attention) SFT trains in
-    27.5 s against 38.8 s before both (benchmarks/bench_policies.py, safealign_sdpa_random)."""
+    """trl's SFTTrainer with the loss on the completion only and batches in random order.
+
+    Not grouped by length (training_arguments' default for the other arms), although that pads less (the
+    audit's 128 pairs, 87 tokens on average, padded to 94 instead of 115) and trains faster: it trained a less
+    safe policy at every seed tried (benchmarks/sft_order.py, results/sft_order.json)."""
     from trl import SFTConfig, SFTTrainer
 
     args = training_arguments(SFTConfig, cfg, run_dir, max_length=cfg.max_length, completion_only_loss=True,
                               gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                              remove_unused_columns=True)
+                              train_sampling_strategy="random", remove_unused_columns=True)
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                       peft_config=lora_config(cfg))
 
