@@ -98,6 +98,18 @@ def _ablations(results: dict) -> str:
             f"position (the arms before b4d84b2).")
 
 
+def sft_order(results: dict) -> str:
+    """SFT's held-out harmful-response rate by batch order and seed (sft_order.py)."""
+    def runs(order):
+        rows = [r for r in results["runs"] if r["order"] == order]
+        return ", ".join(f"{100 * r['harmful']['value']:.1f}%" for r in rows) + (
+            f" (mean {100 * results['mean_harmful_rate'][order]:.1f}%, {rows[0]['train_seconds']:.1f} s to train at "
+            f"seed {rows[0]['seed']})")
+    n = results["runs"][0]["harmful"]["n"]
+    return (f"Seeds {', '.join(map(str, results['seeds']))} (measured {results['measured'][:10]}, n={n} prompts): "
+            f"random order {runs('random')}; grouped by length {runs('group_by_length')}.\n")
+
+
 def generate_speed(results: dict) -> str:
     """Batched generation against the one-prompt-at-a-time loop (bench_generate.py)."""
     runs = results["batched"]
@@ -117,6 +129,7 @@ RENDERERS = {  # block name -> (results file, function)
     "audit-headline": ("offline_audit.json", audit_headline),
     "policy-speed": ("policies.json", policy_speed),
     "generate-speed": ("generate.json", generate_speed),
+    "sft-order": ("sft_order.json", sft_order),
 }
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
