@@ -19,12 +19,12 @@ shipped profile trains on, 128 for SFT and 32 for DPO), each run in a fresh proc
 FLOPs required are counted from the model's shapes for the non-padding tokens actually processed (matmuls:
 2 per multiply-add; attention over the causal context; the LM head only at the positions whose distribution is
 used: the response tokens the loss scores, a prompt's last position and each sampled token when sampling),
-forward = F; LoRA training = 2F (gradients of the
-activations, not of the frozen weights), full fine-tuning = 3F, a reference pass = F, sampling = prefill +
-one decoding step per new token (a recomputation, as under gradient checkpointing, is not required work and
-is not counted); the RL step adds the two MiniLM judges' forward passes. % of bound = FLOPs
-required / seconds / bound. Quality at equal data: SFT's held-out NLL per response token on 32 Clean test
-pairs' chosen responses; DPO's held-out preference accuracy (implicit reward) on the same 32 pairs.
+forward = F; LoRA training = 2F (gradients of the activations, not of the frozen weights), full fine-tuning =
+3F, a reference pass = F, sampling = prefill + one decoding step per new token (a recomputation, as under
+gradient checkpointing, is not required work and is not counted); the RL step adds the two MiniLM judges'
+forward passes. % of bound = FLOPs required / seconds / bound. Quality at equal data: SFT's held-out NLL per
+response token on 32 Clean test pairs' chosen responses; DPO's held-out preference accuracy (implicit reward)
+on the same 32 pairs.
 Results go to benchmarks/results/policies.json.
 """
 
@@ -40,7 +40,6 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "policies.json"
-# The shipped SFT/DPO settings undone one at a time: 5% LoRA dropout; then also trl's LM head over every position.
 # The shipped SFT/DPO settings undone one at a time: the fused attention (not the eager one); then also 5% LoRA
 # dropout; then also trl's LM head over every position.
 ABLATIONS = ("safealign_sdpa", "safealign_lora_dropout", "safealign_trl_head")
