@@ -106,16 +106,21 @@ def refusal_card(rows: list[dict], source: str, seed: int = 0, fit_source: bool 
                          fit_source=fit_source)
 
 
+HELD_OUT_NOTE = (", even-numbered prompts (not read while writing the rules, but for the meaningless-question rule, "
+                 "XSTest's guideline, checked on every row)")
+
+
 def xstest_refusal_cards(folder: str | Path, seed: int = 0) -> dict:
     """The refusal card on every XSTest completions file in `folder`, together and per model.
 
-    The rules were revised while reading the errors on odd-numbered prompts only; the `held_out` card is the
-    even-numbered half, never read while writing them."""
+    The rules were written reading the errors on odd-numbered prompts only, except one rule (a question rejected
+    as meaningless is answered, XSTest's guideline) checked on every row, 2026-12-05: the `held_out` card is the
+    even-numbered half, otherwise unread."""
     rows = read_xstest_folder(folder)
     every = [r for model_rows in rows.values() for r in model_rows]
     even = [r for r in every if xstest_held_out(r)]
     name = "XSTest v2 completions of " + ", ".join(rows) + " (human labels; partial refusal = refusal)"
-    return {"held_out": refusal_card(even, name + ", even-numbered prompts (not read while writing the rules)", seed),
+    return {"held_out": refusal_card(even, name + HELD_OUT_NOTE, seed),
             "all": refusal_card(every, name + ", all rows", seed),
             "per_model": {model: refusal_card(r, f"XSTest v2 completions of {model}", seed) for model,
                           r in rows.items()},

@@ -85,7 +85,8 @@ def read_xstest_folder(folder: str | Path) -> dict[str, list[dict]]:
 
 
 def xstest_held_out(row: dict) -> bool:
-    """An even-numbered XSTest prompt: the half never read while the refusal rules were written."""
+    """An even-numbered XSTest prompt: the half not read while the refusal rules were written (but for one rule
+    checked on every row: see cards.xstest_refusal_cards)."""
     return int(row["id"].split("-")[-1]) % 2 == 0
 
 
