@@ -21,7 +21,9 @@ from safealign.io import write_json_atomic  # noqa: E402
 
 
 def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d}"
+    """m:ss, rounded to the second (119.6 s is 2:00, not 1:60)."""
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def gnu_time(path: Path) -> dict:

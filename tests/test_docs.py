@@ -30,3 +30,10 @@ def test_the_readme_starts_like_a_tool():
     lines = (REPO / "README.md").read_text().splitlines()
     assert lines[0] == "# SafeAlign" and "make audit" in "\n".join(lines[:10]) and "make test" in "\n".join(lines[:10])
     assert len(lines) <= 160
+
+
+def test_recorded_wall_times_round_to_the_second_without_a_60():
+    spec = importlib.util.spec_from_file_location("record_audit", REPO / "benchmarks" / "record_audit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.minutes(119.59) == "2:00" and module.minutes(832.4) == "13:52" and module.minutes(59.4) == "0:59"
