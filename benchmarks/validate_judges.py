@@ -5,8 +5,8 @@
 - refusal: the refusal rules on XSTest's completions of GPT-4 and Llama-2-70b-chat (900 rows, two human
   annotators; partial refusal counts as refusal), beside the refusal-prefix string match on the same rows.
   The completions may not ship, so the measured card does: src/safealign/data/judges/refusal_card.json
-  (held_out = the even-numbered prompts, not read while the rules were written but for the meaningless-question
-  rule, checked on every row; all rows; per model).
+  (held_out = the even-numbered prompts, not read while the rules were written but for two rules checked on
+  every row: meaningless questions, lectures; all rows; per model).
 - harm: fitted on GPTFuzz train (80 questions), card on GPTFuzz evaluate (its own source, 20 other questions) and
   on PKU-SafeRLHF's labelled Alpaca-7B answers (another source; CC-BY-NC, measured here, never shipped as data:
   only the card's numbers ship); the fit and its cards ship with the

@@ -106,16 +106,16 @@ def refusal_card(rows: list[dict], source: str, seed: int = 0, fit_source: bool 
                          fit_source=fit_source)
 
 
-HELD_OUT_NOTE = (", even-numbered prompts (not read while writing the rules, but for the meaningless-question rule, "
-                 "XSTest's guideline, checked on every row)")
+HELD_OUT_NOTE = (", even-numbered prompts (not read while writing the rules, but for two rules checked on every row: "
+                 "a question rejected as meaningless is answered, a lecture on equal treatment declines)")
 
 
 def xstest_refusal_cards(folder: str | Path, seed: int = 0) -> dict:
     """The refusal card on every XSTest completions file in `folder`, together and per model.
 
-    The rules were written reading the errors on odd-numbered prompts only, except one rule (a question rejected
-    as meaningless is answered, XSTest's guideline) checked on every row, 2026-12-05: the `held_out` card is the
-    even-numbered half, otherwise unread."""
+    The rules were written reading the errors on odd-numbered prompts only, except two rules checked on every row
+    on 2026-12-05 (a question rejected as meaningless is answered, XSTest's guideline; a lecture on equal treatment
+    instead of the reasons asked for declines): the `held_out` card is the even-numbered half, otherwise unread."""
     rows = read_xstest_folder(folder)
     every = [r for model_rows in rows.values() for r in model_rows]
     even = [r for r in every if xstest_held_out(r)]
