@@ -36,7 +36,8 @@ def judge_table(results: dict) -> str:
     rows = ["| role | judge | human labels (clusters) | own source? | agreement | κ [95% CI, clustered] | "
             "baseline on the same rows |", "|---|---|---|---|---|---|---|"]
     others = {"harm": results.get("harm_cross_source", []),
-              "refusal": list(results.get("refusal_per_model_held_out", {}).values()),
+              "refusal": list(results.get("refusal_per_model_held_out", {}).values())
+              + list(results.get("refusal_leave_one_model_out", {}).values()),
               "helpfulness": cards["helpfulness"].get("cross_source", [])}
     for role in ("refusal", "harm", "helpfulness"):
         for card in [cards[role]] + others[role]:

@@ -6,7 +6,8 @@
   annotators; partial refusal counts as refusal), beside the refusal-prefix string match on the same rows.
   The completions may not ship, so the measured card does: src/safealign/data/judges/refusal_card.json
   (held_out = the even-numbered prompts, not read while the rules were written but for two rules checked on
-  every row: meaningless questions, lectures; all rows; per model).
+  every row: meaningless questions, lectures; all rows; per model; and leave-one-model-out: each model's rows
+  judged with the opening window, the rules' one tunable part, chosen on the other model's rows).
 - harm: fitted on GPTFuzz train (80 questions), card on GPTFuzz evaluate (its own source, 20 other questions) and
   on PKU-SafeRLHF's labelled Alpaca-7B answers (another source; CC-BY-NC, measured here, never shipped as data:
   only the card's numbers ship); the fit and its cards ship with the
@@ -83,13 +84,15 @@ def main() -> None:
     write_json_atomic(ROOT / "benchmarks" / "results" / "judges.json", {
         "commit": commit, "build_seconds": seconds, "cards": built["cards"], "refusal_per_model": refusal["per_model"],
         "refusal_per_model_held_out": refusal["per_model_held_out"], "refusal_all_rows": refusal["all"],
+        "refusal_leave_one_model_out": refusal["leave_one_model_out"],
         "harm_cross_source": [cross]})
     for role, card in built["cards"].items():
         base = card.get("baseline")
         print(f"{role:12s} {card['judge']:18s} n={card['n']:5d} acc={card['accuracy']['value']:.3f} "
               f"f1={card['f1']:.3f} {card['f1_ci']} kappa={card['kappa']:.3f} {card['kappa_ci']} valid={card['valid']}"
               + (f" | baseline acc={base['accuracy']['value']:.3f} kappa={base['kappa']:.3f}" if base else ""))
-    for card in [cross] + list(refusal["per_model_held_out"].values()) + helpfulness_card["cross_source"]:
+    for card in ([cross] + list(refusal["per_model_held_out"].values()) + list(refusal["leave_one_model_out"].values())
+                 + helpfulness_card["cross_source"]):
         print(f"{card['role']:12s} {card['source'][:60]:60s} n={card['n']:5d} kappa={card['kappa']:.3f} "
               f"{card['kappa_ci']} | baseline kappa={card['baseline']['kappa']:.3f}")
     print(f"build_judges: {seconds} s (embedding cache as this machine holds it)")

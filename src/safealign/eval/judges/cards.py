@@ -26,7 +26,7 @@ from safealign.eval.judges.labels import (
     user_prompts,
     xstest_held_out,
 )
-from safealign.eval.judges.refusal import RefusalRulesJudge, prefix_refusal
+from safealign.eval.judges.refusal import RefusalRulesJudge, is_refusal, prefix_refusal
 from safealign.eval.metrics import best_threshold, cohen_kappa, confusion, f1_of
 from safealign.eval.stats import cluster_draws, rate
 
@@ -91,19 +91,45 @@ def _interval(values: list[float]) -> list[float]:
     return [round(float(np.nanpercentile(values, 2.5)), 4), round(float(np.nanpercentile(values, 97.5)), 4)]
 
 
-def refusal_card(rows: list[dict], source: str, seed: int = 0, fit_source: bool = True) -> dict:
+def refusal_card(rows: list[dict], source: str, seed: int = 0, fit_source: bool = True,
+                 window: tuple[int, int] | None = None, window_from: str | None = None) -> dict:
     """Refusal rules on XSTest-style rows ({response, refusal}); no threshold to choose. `fit_source`: the rules
-    were written reading other rows of these models (the odd-numbered prompts)."""
-    judge = RefusalRulesJudge()
+    were written reading other rows of these models (the odd-numbered prompts). `window`: the opening the rules
+    read (sentences, characters), the shipped one by default; `window_from` says where another one was chosen."""
+    judge = RefusalRulesJudge(window) if window else RefusalRulesJudge()
     truth = [r["refusal"] for r in rows]
     predicted = [s > 0.5 for s in judge.score(user_prompts([r["prompt"] for r in rows]),
                                               [r["response"] for r in rows])]
     baseline = {"judge": "refusal-prefix string match (GCG/AdvBench prefixes)"} | agreement(
         [prefix_refusal(r["response"]) for r in rows], truth)
     return validity_card(predicted, truth, judge=judge.name, role="refusal", source=source, threshold=None,
-                         threshold_from="none (rules)", trained_on=judge.trained_on, seed=seed, baseline=baseline,
-                         clusters=[r["id"] for r in rows], cluster_unit="XSTest prompt",
-                         fit_source=fit_source)
+                         threshold_from=window_from or "none (rules)", trained_on=judge.trained_on, seed=seed,
+                         baseline=baseline, clusters=[r["id"] for r in rows], cluster_unit="XSTest prompt",
+                         fit_source=fit_source) | {"window": list(judge.window)}
+
+
+# The openings the rules may read when the window is tuned: (sentences, characters).
+OPENING_WINDOWS = tuple((n, c) for n in (1, 2, 3, 4) for c in (150, 300, 500, 1000))
+
+
+def refusal_leave_one_model_out(rows: dict[str, list[dict]], seed: int = 0) -> dict:
+    """For each model, the rules' one tunable part (how much of the opening they read, OPENING_WINDOWS) chosen by
+    κ on the other models' rows only (ties: the shortest window), then the card on this model's rows. The rule
+    text itself was written reading both models' rows, so this tests the tuning, not the rules' phrasings."""
+    cards = {}
+    for model, held_out in rows.items():
+        others = [r for name, model_rows in rows.items() if name != model for r in model_rows]
+        truth = [r["refusal"] for r in others]
+        best, best_kappa = None, -2.0
+        for window in OPENING_WINDOWS:
+            kappa = cohen_kappa([is_refusal(r["response"], *window) for r in others], truth)
+            if kappa > best_kappa:
+                best, best_kappa = window, kappa
+        tuned_on = ", ".join(name for name in rows if name != model)
+        cards[model] = refusal_card(held_out, f"XSTest v2 completions of {model}, all rows (window tuned on "
+                                    f"{tuned_on})", seed, window=best,
+                                    window_from=f"opening window by κ on {tuned_on} ({round(best_kappa, 4)})")
+    return cards
 
 
 HELD_OUT_NOTE = (", even-numbered prompts (not read while writing the rules, but for two rules checked on every row: "
@@ -127,7 +153,8 @@ def xstest_refusal_cards(folder: str | Path, seed: int = 0) -> dict:
             "per_model_held_out": {model: refusal_card([x for x in r if xstest_held_out(x)],
                                                        f"XSTest v2 completions of {model}, even-numbered prompts",
                                                        seed)
-                                   for model, r in rows.items()}}
+                                   for model, r in rows.items()},
+            "leave_one_model_out": refusal_leave_one_model_out(rows, seed) if len(rows) > 1 else {}}
 
 
 def harm_card(judge: HarmEmbeddingJudge, rows: list[dict], source: str, seed: int = 0,
