@@ -42,6 +42,7 @@ def small_pairs_file(write_jsonl):
 @pytest.fixture(scope="session")
 def tiny_causal_lm(tmp_path_factory):
     """A random 2-layer Llama with MiniLM's tokenizer, saved as a local model folder."""
+    import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from safealign.models import resolve
@@ -50,7 +51,9 @@ def tiny_causal_lm(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(resolve("minilm"))
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    with torch.random.fork_rng():  # the same weights whichever test asks first (tests read its greedy outputs)
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                                "{% if add_generation_prompt %}assistant:{% endif %}")
     tokenizer.save_pretrained(folder)
