@@ -98,6 +98,9 @@ def test_judges_build_from_the_cli_writes_cards(judges_dir):
     assert set(cards) == {"refusal", "harm", "helpfulness"}
     assert (judges_dir / "harm_judge.npz").is_file() and cards["harm"]["n"] == 77
     assert "GPTFuzz" in cards["harm"]["trained_on"] and "baseline" in cards["harm"]
+    # the refusal card carries each model's leave-one-model-out card beside its even-numbered one
+    assert sorted("window tuned on" in c["source"] for c in cards["refusal"]["per_model"].values()) == \
+        [False, False, True, True]
 
 
 def test_an_undecodable_validation_file_is_one_clear_error(tmp_path):

@@ -175,8 +175,11 @@ def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = Non
     cards = {"harm": harm}
     refusal = (xstest_refusal_cards(xstest, seed) if xstest is not None
                else json.loads(embedded("judges", "refusal_card.json").read_text()))
-    # one card per model it was not written on alone: the rules read both models' odd-numbered prompts
-    cards["refusal"] = refusal["held_out"] | {"per_model": refusal.get("per_model_held_out", {})}
+    # one card per model (its even-numbered prompts), and one per model with the opening window chosen on the
+    # other model's rows (leave-one-model-out): the rules' phrasings were read on both models
+    lomo = {f"{model}, window from the other model": card
+            for model, card in refusal.get("leave_one_model_out", {}).items()}
+    cards["refusal"] = refusal["held_out"] | {"per_model": refusal.get("per_model_held_out", {}) | lomo}
     shipped = None if refit or every != 1 else shipped_helpfulness_judge(encoder, seed)
     helpfulness, cards["helpfulness"] = shipped or fit_helpfulness_judge(encoder, seed, log)
     helpfulness.threshold = cards["helpfulness"]["threshold"]
