@@ -111,6 +111,20 @@ def sft_order(results: dict) -> str:
             f"random order {runs('random')}; grouped by length {runs('group_by_length')}.\n")
 
 
+def safe_rlhf_seeds(results: dict) -> str:
+    """Safe RLHF against its λ=0 twin at several seeds (safe_rlhf_seeds.py)."""
+    def runs(arm):
+        return ", ".join(f"{100 * r['harmful']['value']:.1f}%" for r in results["runs"] if r["arm"] == arm)
+    tests, pooled = results["tests"], results["tests"]["pooled_over_seeds"]
+    per_seed = ", ".join(f"{100 * t['difference']:+.1f} (p={t['p_value']:.2g})" for t in tests["per_seed"].values())
+    lambdas = ", ".join(f"{r['final_lambda']:.2f}" for r in results["runs"] if r["arm"] == "safe_rlhf")
+    return (f"Seeds {', '.join(map(str, results['seeds']))} (measured {results['measured'][:10]}, "
+            f"n={tests['prompts']} prompts): Safe RLHF {runs('safe_rlhf')} (final λ {lambdas}); λ=0 "
+            f"{runs('reward_only_rlhf')}. Safe RLHF − λ=0 per seed, points: {per_seed}; pooled over the seeds "
+            f"(each prompt's share across seeds, prompts resampled): {100 * pooled['difference']:+.1f} "
+            f"[{100 * pooled['low']:.1f}, {100 * pooled['high']:.1f}], p={pooled['p_value']:.2g}.\n")
+
+
 def generate_speed(results: dict) -> str:
     """Batched generation against the one-prompt-at-a-time loop (bench_generate.py)."""
     runs = results["batched"]
@@ -131,6 +145,7 @@ RENDERERS = {  # block name -> (results file, function)
     "policy-speed": ("policies.json", policy_speed),
     "generate-speed": ("generate.json", generate_speed),
     "sft-order": ("sft_order.json", sft_order),
+    "safe-rlhf-seeds": ("safe_rlhf_seeds.json", safe_rlhf_seeds),
 }
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 

@@ -6,7 +6,7 @@ For each seed, the audit profile's Safe RLHF arm and its λ=0 twin (reward_only_
 trains them (the same config, data, SFT start and reference, reward and cost models) but for the seed, and each
 policy is judged with the audit's policy eval and judges on the held-out harmful prompts only (the study's
 unseen ones and 100 AdvBench): the per-prompt harmful verdicts, the harmful-response and refusal rates, λ at the
-end and the training seconds. Per seed: the paired bootstrap difference over prompts (safe_rlhf − λ=0). Over
+end and the seconds the arm took to train. Per seed: the paired bootstrap difference over prompts (safe_rlhf − λ=0). Over
 all seeds: each prompt's harmful share across seeds, per arm, and the paired bootstrap over prompts of their
 difference (prompts are the unit resampled; the seeds are averaged inside each prompt).
 Results go to benchmarks/results/safe_rlhf_seeds.json.
@@ -44,7 +44,7 @@ def train_and_judge(audit: Path, name: str, seed: int, out: Path) -> dict:
     metrics = evaluate_policy(run, eval_cfg)
     rows = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
     summary = json.loads((run / MODEL_DIR / "safealign-complete.json").read_text())
-    return {"arm": name, "seed": seed, "train_seconds": summary.get("train_seconds"), "arm_seconds": round(seconds, 1),
+    return {"arm": name, "seed": seed, "arm_seconds": round(seconds, 1),
             "final_lambda": summary.get("final_lambda"), "harmful": metrics[HARMFUL],
             "refusal": metrics["held_out_refusal_rate"], "items": metric_items(rows)[HARMFUL]}
 
@@ -73,7 +73,7 @@ def main():
             runs.append(train_and_judge(Path(args.audit), name, seed, out))
             r = runs[-1]
             print(f"{name:16s} seed {seed}: harmful {r['harmful']['successes']}/{r['harmful']['n']}, refusal "
-                  f"{r['refusal']['value']:.3f}, λ {r['final_lambda']}, train {r['train_seconds']} s", flush=True)
+                  f"{r['refusal']['value']:.3f}, λ {r['final_lambda']:.3f}, {r['arm_seconds']} s to train", flush=True)
     tests = compare(runs, args.seeds)
     for seed, test in tests["per_seed"].items():
         print(f"seed {seed}: safe_rlhf - λ=0 {100 * test['difference']:+.1f} points, p={test['p_value']:.3g}")
