@@ -6,9 +6,9 @@ For each seed, the audit profile's Safe RLHF arm and its λ=0 twin (reward_only_
 trains them (the same config, data, SFT start and reference, reward and cost models) but for the seed, and each
 policy is judged with the audit's policy eval and judges on the held-out harmful prompts only (the study's
 unseen ones and 100 AdvBench): the per-prompt harmful verdicts, the harmful-response and refusal rates, λ at the
-end and the seconds the arm took to train. Per seed: the paired bootstrap difference over prompts (safe_rlhf − λ=0). Over
-all seeds: each prompt's harmful share across seeds, per arm, and the paired bootstrap over prompts of their
-difference (prompts are the unit resampled; the seeds are averaged inside each prompt).
+end and the seconds the arm took to train. Per seed: the paired bootstrap difference over prompts (safe_rlhf −
+λ=0). Over all seeds: each prompt's harmful share across seeds, per arm, and the paired bootstrap over prompts of
+their difference (prompts are the unit resampled; the seeds are averaged inside each prompt).
 Results go to benchmarks/results/safe_rlhf_seeds.json.
 """
 
