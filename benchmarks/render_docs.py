@@ -125,6 +125,17 @@ def safe_rlhf_seeds(results: dict) -> str:
             f"[{100 * pooled['low']:.1f}, {100 * pooled['high']:.1f}], p={pooled['p_value']:.2g}.\n")
 
 
+def eval_batch_invariance(results: dict) -> str:
+    """Held-out harmful responses with every set in the batch against the harmful sets alone, by precision."""
+    parts = []
+    for precision, r in results["by_precision"].items():
+        parts.append(f"{precision}: {r['identical_responses']} of {r['prompts']} responses identical, "
+                     f"{r['harm_verdict_flips']} harm verdicts flip (harmful rate "
+                     f"{100 * r['harmful_rate_all_sets']:.1f}% vs {100 * r['harmful_rate_harmful_sets_alone']:.1f}%), "
+                     f"the whole eval {r['seconds_all_sets']:.0f} s on {r['prompts_all_sets']} prompts")
+    return f"{results['policy']} (measured {results['measured'][:10]}): " + "; ".join(parts) + ".\n"
+
+
 def generate_speed(results: dict) -> str:
     """Batched generation against the one-prompt-at-a-time loop (bench_generate.py)."""
     runs = results["batched"]
@@ -146,6 +157,7 @@ RENDERERS = {  # block name -> (results file, function)
     "generate-speed": ("generate.json", generate_speed),
     "sft-order": ("sft_order.json", sft_order),
     "safe-rlhf-seeds": ("safe_rlhf_seeds.json", safe_rlhf_seeds),
+    "eval-batch-invariance": ("eval_batch_invariance.json", eval_batch_invariance),
 }
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
