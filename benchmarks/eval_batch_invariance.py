@@ -20,9 +20,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from safealign.audit import load_audit_config
+from safealign.audit import load_audit_config, policy_eval_config
 from safealign.eval.metrics import metric_items
 from safealign.eval.policy_eval import evaluate_policy
+from safealign.io import read_jsonl
 
 RESULTS = Path(__file__).parent / "results" / "eval_batch_invariance.json"
 HARMFUL = "held_out_harmful_response_rate"
@@ -31,14 +32,14 @@ HARMFUL = "held_out_harmful_response_rate"
 def evaluate(audit: Path, policy: str, precision: str, sets: list[str] | None) -> tuple[dict, float]:
     """(prompt id -> generation row, seconds) of the audit's trained `policy` on `sets` (None: the profile's)."""
     cfg = load_audit_config("offline")
-    eval_cfg = replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(audit / "judges")),
-                       data=str(audit / "data"), precision=precision, **({"sets": sets} if sets else {}))
+    eval_cfg = replace(policy_eval_config(cfg, audit, audit / "data"), precision=precision,
+                       **({"sets": sets} if sets else {}))
     run = Path(tempfile.mkdtemp(prefix="batch-invariance-")) / policy
     shutil.copytree(audit / policy, run, ignore=shutil.ignore_patterns("generations.jsonl", "metrics.json"))
     start = time.perf_counter()
     evaluate_policy(run, eval_cfg)
     seconds = time.perf_counter() - start
-    rows = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run / "generations.jsonl")
     shutil.rmtree(run.parent)
     return {r["id"]: r for r in rows}, seconds
 

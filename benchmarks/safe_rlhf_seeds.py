@@ -23,10 +23,11 @@ from pathlib import Path
 
 from safealign.arms import safe_rlhf
 from safealign.arms.common import MODEL_DIR
-from safealign.audit import load_audit_config, policy_config
+from safealign.audit import load_audit_config, policy_config, policy_eval_config
 from safealign.eval.metrics import metric_items
 from safealign.eval.policy_eval import evaluate_policy
 from safealign.eval.stats import paired_bootstrap
+from safealign.io import read_jsonl
 
 RESULTS = Path(__file__).parent / "results" / "safe_rlhf_seeds.json"
 ARMS = ("safe_rlhf", "reward_only_rlhf")
@@ -35,14 +36,13 @@ HARMFUL = "held_out_harmful_response_rate"
 
 def train_and_judge(audit: Path, name: str, seed: int, out: Path) -> dict:
     cfg = load_audit_config("offline")
-    eval_cfg = replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(audit / "judges")),
-                       data=str(audit / "data"), sets=["harmful", "advbench:100"])
+    eval_cfg = replace(policy_eval_config(cfg, audit, audit / "data"), sets=["harmful", "advbench:100"])
     arm_cfg = replace(policy_config(cfg, name, audit, audit / "data"), out=str(out / f"{name}_{seed}"), seed=seed)
     start = time.perf_counter()
     run = safe_rlhf.train(arm_cfg)
     seconds = time.perf_counter() - start
     metrics = evaluate_policy(run, eval_cfg)
-    rows = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
+    rows = read_jsonl(run / "generations.jsonl")
     summary = json.loads((run / MODEL_DIR / "safealign-complete.json").read_text())
     return {"arm": name, "seed": seed, "arm_seconds": round(seconds, 1),
             "final_lambda": summary.get("final_lambda"), "harmful": metrics[HARMFUL],

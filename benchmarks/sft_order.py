@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from safealign.arms import sft
-from safealign.audit import load_audit_config, policy_config
+from safealign.audit import load_audit_config, policy_config, policy_eval_config
 from safealign.eval.policy_eval import evaluate_policy
 
 RESULTS = Path(__file__).parent / "results" / "sft_order.json"
@@ -28,8 +28,7 @@ ORDERS = ("random", "group_by_length")
 
 def train_and_judge(audit: Path, order: str, seed: int, out: Path) -> dict:
     cfg = load_audit_config("offline")
-    eval_cfg = replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(audit / "judges")),
-                       data=str(audit / "data"), sets=["harmful", "advbench:100"])
+    eval_cfg = replace(policy_eval_config(cfg, audit, audit / "data"), sets=["harmful", "advbench:100"])
     shipped = sft.training_arguments
     sft.training_arguments = lambda *a, **kw: shipped(*a, **kw | {"train_sampling_strategy": order})
     try:

@@ -331,6 +331,12 @@ def policy_config(cfg: AuditConfig, name: str, out: Path, data_dir: Path):
     return replace(getattr(cfg, name), data=str(data_dir), out=str(out / name), model=cfg.policy)
 
 
+def policy_eval_config(cfg: AuditConfig, out: Path, data_dir: Path) -> PolicyEvalConfig:
+    """The policy eval config as the audit runs it: the profile's, with the judges built in `out` and its data."""
+    return replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(out / "judges")),
+                   data=str(data_dir))
+
+
 def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, data_hash, log):
     judges_dir = out / "judges"
     # A hub harm judge gets its card here; a hub refusal judge's card needs XSTest completions (not shipped:
@@ -346,8 +352,7 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
 
     state = stages.run("judges", judge_key, [judges_dir / "judges.json"], judges, needs=["models"])
     log(f"judges    {state}: {judges_dir / 'judges.json'}")
-    eval_cfg = replace(cfg.policy_eval, judges=replace(cfg.policy_eval.judges, dir=str(judges_dir)),
-                       data=str(data_dir))
+    eval_cfg = policy_eval_config(cfg, out, data_dir)
     for name in cfg.policies:
         if name == "base":
             key = {"policy": cfg.policy}
