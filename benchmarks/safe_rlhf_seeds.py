@@ -1,6 +1,6 @@
 """Is Safe RLHF's gap to its λ=0 twin a seed's luck? Both arms trained at several seeds on a finished audit.
 
-    python benchmarks/safe_rlhf_seeds.py [--audit runs/audit] [--seeds 0 1 2]
+    python benchmarks/safe_rlhf_seeds.py [--audit runs/audit] [--seeds 0 1 2] [--steps N]
 
 For each seed, the audit profile's Safe RLHF arm and its λ=0 twin (reward_only_rlhf) are trained as the audit
 trains them (the same config, data, SFT start and reference, reward and cost models) but for the seed, and each
@@ -9,7 +9,9 @@ unseen ones and 100 AdvBench): the per-prompt harmful verdicts, the harmful-resp
 end and the seconds the arm took to train. Per seed: the paired bootstrap difference over prompts (safe_rlhf −
 λ=0). Over all seeds: each prompt's harmful share across seeds, per arm, and the paired bootstrap over prompts of
 their difference (prompts are the unit resampled; the seeds are averaged inside each prompt).
-Results go to benchmarks/results/safe_rlhf_seeds.json.
+`--steps N` trains both arms for N steps instead of the profile's (every other setting as the audit has it):
+does the constraint act given more steps at this scale? Results go to benchmarks/results/safe_rlhf_seeds.json,
+or safe_rlhf_seeds_stepsN.json with --steps.
 """
 
 from __future__ import annotations
@@ -34,17 +36,22 @@ ARMS = ("safe_rlhf", "reward_only_rlhf")
 HARMFUL = "held_out_harmful_response_rate"
 
 
-def train_and_judge(audit: Path, name: str, seed: int, out: Path) -> dict:
+def results_path(steps: int | None) -> Path:
+    return RESULTS if steps is None else RESULTS.with_name(f"safe_rlhf_seeds_steps{steps}.json")
+
+
+def train_and_judge(audit: Path, name: str, seed: int, out: Path, steps: int | None = None) -> dict:
     cfg = load_audit_config("offline")
     eval_cfg = replace(policy_eval_config(cfg, audit, audit / "data"), sets=["harmful", "advbench:100"])
     arm_cfg = replace(policy_config(cfg, name, audit, audit / "data"), out=str(out / f"{name}_{seed}"), seed=seed)
+    arm_cfg = replace(arm_cfg, steps=steps) if steps is not None else arm_cfg
     start = time.perf_counter()
     run = safe_rlhf.train(arm_cfg)
     seconds = time.perf_counter() - start
     metrics = evaluate_policy(run, eval_cfg)
     rows = read_jsonl(run / "generations.jsonl")
     summary = json.loads((run / MODEL_DIR / "safealign-complete.json").read_text())
-    return {"arm": name, "seed": seed, "arm_seconds": round(seconds, 1),
+    return {"arm": name, "seed": seed, "steps": arm_cfg.steps, "arm_seconds": round(seconds, 1),
             "final_lambda": summary.get("final_lambda"), "harmful": metrics[HARMFUL],
             "refusal": metrics["held_out_refusal_rate"], "items": metric_items(rows)[HARMFUL]}
 
@@ -65,12 +72,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--audit", default="runs/audit", help="a finished audit: its data, judges, SFT, reward, cost")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=None, help="RL steps instead of the audit profile's")
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="safe-rlhf-seeds-"))
     runs = []
     for seed in args.seeds:
         for name in ARMS:
-            runs.append(train_and_judge(Path(args.audit), name, seed, out))
+            runs.append(train_and_judge(Path(args.audit), name, seed, out, args.steps))
             r = runs[-1]
             print(f"{name:16s} seed {seed}: harmful {r['harmful']['successes']}/{r['harmful']['n']}, refusal "
                   f"{r['refusal']['value']:.3f}, λ {r['final_lambda']:.3f}, {r['arm_seconds']} s to train", flush=True)
@@ -80,12 +88,13 @@ def main():
     pooled = tests["pooled_over_seeds"]
     print(f"pooled over seeds: {100 * pooled['difference']:+.1f} points [{100 * pooled['low']:.1f}, "
           f"{100 * pooled['high']:.1f}], p={pooled['p_value']:.3g}")
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "audit": str(args.audit),
-                                   "seeds": args.seeds, "tests": tests,
-                                   "runs": [{k: v for k, v in r.items() if k != "items"} for r in runs]},
-                                  indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+    path = results_path(args.steps)
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "audit": str(args.audit),
+                                "seeds": args.seeds, "steps": runs[0]["steps"], "tests": tests,
+                                "runs": [{k: v for k, v in r.items() if k != "items"} for r in runs]},
+                               indent=1) + "\n")
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":
