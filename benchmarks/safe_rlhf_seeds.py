@@ -1,6 +1,6 @@
 """Is Safe RLHF's gap to its λ=0 twin a seed's luck? Both arms trained at several seeds on a finished audit.
 
-    python benchmarks/safe_rlhf_seeds.py [--audit runs/audit] [--seeds 0 1 2] [--steps N]
+    python benchmarks/safe_rlhf_seeds.py [--audit runs/audit] [--seeds 0 1 2] [--set KEY=VALUE ...] [--results F]
 
 For each seed, the audit profile's Safe RLHF arm and its λ=0 twin (reward_only_rlhf) are trained as the audit
 trains them (the same config, data, SFT start and reference, reward and cost models) but for the seed, and each
@@ -9,9 +9,9 @@ unseen ones and 100 AdvBench): the per-prompt harmful verdicts, the harmful-resp
 end and the seconds the arm took to train. Per seed: the paired bootstrap difference over prompts (safe_rlhf −
 λ=0). Over all seeds: each prompt's harmful share across seeds, per arm, and the paired bootstrap over prompts of
 their difference (prompts are the unit resampled; the seeds are averaged inside each prompt).
-`--steps N` trains both arms for N steps instead of the profile's (every other setting as the audit has it):
-does the constraint act given more steps at this scale? Results go to benchmarks/results/safe_rlhf_seeds.json,
-or safe_rlhf_seeds_stepsN.json with --steps.
+`--set` overrides the audit profile as `safealign audit KEY=VALUE` does (e.g. safe_rlhf.steps=16: does the constraint
+act given more steps? rlhf_start=base: from the policy no safety SFT has trained), and the results record them.
+Results go to benchmarks/results/safe_rlhf_seeds.json, or to --results.
 """
 
 from __future__ import annotations
@@ -36,15 +36,10 @@ ARMS = ("safe_rlhf", "reward_only_rlhf")
 HARMFUL = "held_out_harmful_response_rate"
 
 
-def results_path(steps: int | None) -> Path:
-    return RESULTS if steps is None else RESULTS.with_name(f"safe_rlhf_seeds_steps{steps}.json")
-
-
-def train_and_judge(audit: Path, name: str, seed: int, out: Path, steps: int | None = None) -> dict:
-    cfg = load_audit_config("offline")
+def train_and_judge(audit: Path, name: str, seed: int, out: Path, overrides: list[str]) -> dict:
+    cfg = load_audit_config("offline", overrides=overrides)
     eval_cfg = replace(policy_eval_config(cfg, audit, audit / "data"), sets=["harmful", "advbench:100"])
     arm_cfg = replace(policy_config(cfg, name, audit, audit / "data"), out=str(out / f"{name}_{seed}"), seed=seed)
-    arm_cfg = replace(arm_cfg, steps=steps) if steps is not None else arm_cfg
     start = time.perf_counter()
     run = safe_rlhf.train(arm_cfg)
     seconds = time.perf_counter() - start
@@ -72,13 +67,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--audit", default="runs/audit", help="a finished audit: its data, judges, SFT, reward, cost")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=None, help="RL steps instead of the audit profile's")
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides of the offline audit profile")
+    parser.add_argument("--results", type=Path, default=RESULTS)
     args = parser.parse_args()
     out = Path(tempfile.mkdtemp(prefix="safe-rlhf-seeds-"))
     runs = []
     for seed in args.seeds:
         for name in ARMS:
-            runs.append(train_and_judge(Path(args.audit), name, seed, out, args.steps))
+            runs.append(train_and_judge(Path(args.audit), name, seed, out, args.overrides))
             r = runs[-1]
             print(f"{name:16s} seed {seed}: harmful {r['harmful']['successes']}/{r['harmful']['n']}, refusal "
                   f"{r['refusal']['value']:.3f}, λ {r['final_lambda']:.3f}, {r['arm_seconds']} s to train", flush=True)
@@ -88,10 +85,11 @@ def main():
     pooled = tests["pooled_over_seeds"]
     print(f"pooled over seeds: {100 * pooled['difference']:+.1f} points [{100 * pooled['low']:.1f}, "
           f"{100 * pooled['high']:.1f}], p={pooled['p_value']:.3g}")
-    path = results_path(args.steps)
+    path = args.results
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "audit": str(args.audit),
-                                "seeds": args.seeds, "steps": runs[0]["steps"], "tests": tests,
+                                "seeds": args.seeds, "overrides": args.overrides,
+                                "steps": runs[0]["steps"], "tests": tests,
                                 "runs": [{k: v for k, v in r.items() if k != "items"} for r in runs]},
                                indent=1) + "\n")
     print(f"wrote {path}")
