@@ -118,11 +118,14 @@ def safe_rlhf_seeds(results: dict) -> str:
     tests, pooled = results["tests"], results["tests"]["pooled_over_seeds"]
     per_seed = ", ".join(f"{100 * t['difference']:+.1f} (p={t['p_value']:.2g})" for t in tests["per_seed"].values())
     lambdas = ", ".join(f"{r['final_lambda']:.2f}" for r in results["runs"] if r["arm"] == "safe_rlhf")
-    return (f"Seeds {', '.join(map(str, results['seeds']))} (measured {results['measured'][:10]}, "
+    steps = f"{results['steps']} steps, " if "steps" in results else ""
+    setting = "".join(f"{o}, " for o in results.get("overrides", []) if not o.startswith("safe_rlhf.steps="))
+    text = (f"{steps}{setting}seeds {', '.join(map(str, results['seeds']))} (measured {results['measured'][:10]}, "
             f"n={tests['prompts']} prompts): Safe RLHF {runs('safe_rlhf')} (final λ {lambdas}); λ=0 "
             f"{runs('reward_only_rlhf')}. Safe RLHF − λ=0 per seed, points: {per_seed}; pooled over the seeds "
             f"(each prompt's share across seeds, prompts resampled): {100 * pooled['difference']:+.1f} "
             f"[{100 * pooled['low']:.1f}, {100 * pooled['high']:.1f}], p={pooled['p_value']:.2g}.\n")
+    return text[0].upper() + text[1:]
 
 
 def eval_batch_invariance(results: dict) -> str:
@@ -157,6 +160,9 @@ RENDERERS = {  # block name -> (results file, function)
     "generate-speed": ("generate.json", generate_speed),
     "sft-order": ("sft_order.json", sft_order),
     "safe-rlhf-seeds": ("safe_rlhf_seeds.json", safe_rlhf_seeds),
+    "safe-rlhf-seeds-steps16": ("safe_rlhf_seeds_steps16.json", safe_rlhf_seeds),
+    "safe-rlhf-seeds-base": ("safe_rlhf_seeds_base.json", safe_rlhf_seeds),
+    "safe-rlhf-seeds-base-steps16": ("safe_rlhf_seeds_base_steps16.json", safe_rlhf_seeds),
     "eval-batch-invariance": ("eval_batch_invariance.json", eval_batch_invariance),
 }
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -6,9 +6,11 @@ For each seed, the audit profile's Safe RLHF arm and its λ=0 twin (reward_only_
 trains them (the same config, data, SFT start and reference, reward and cost models) but for the seed, and each
 policy is judged with the audit's policy eval and judges on the held-out harmful prompts only (the study's
 unseen ones and 100 AdvBench): the per-prompt harmful verdicts, the harmful-response and refusal rates, λ at the
-end and the seconds the arm took to train. Per seed: the paired bootstrap difference over prompts (safe_rlhf −
-λ=0). Over all seeds: each prompt's harmful share across seeds, per arm, and the paired bootstrap over prompts of
-their difference (prompts are the unit resampled; the seeds are averaged inside each prompt).
+end, the steps on which the window's mean cost was above d (the constraint violated: λ rises), each step's share
+of samples with C > 0, and the seconds the arm took to train. Per seed: the paired bootstrap difference over
+prompts (safe_rlhf − λ=0). Over all seeds: each prompt's harmful share across seeds, per arm, and the paired
+bootstrap over prompts of their difference (prompts are the unit resampled; the seeds are averaged inside each
+prompt).
 `--set` overrides the audit profile as `safealign audit KEY=VALUE` does (e.g. safe_rlhf.steps=16: does the constraint
 act given more steps? rlhf_start=base: from the policy no safety SFT has trained), and the results record them.
 Results go to benchmarks/results/safe_rlhf_seeds.json, or to --results.
@@ -46,8 +48,11 @@ def train_and_judge(audit: Path, name: str, seed: int, out: Path, overrides: lis
     metrics = evaluate_policy(run, eval_cfg)
     rows = read_jsonl(run / "generations.jsonl")
     summary = json.loads((run / MODEL_DIR / "safealign-complete.json").read_text())
+    log = read_jsonl(run / "train_log.jsonl")
     return {"arm": name, "seed": seed, "steps": arm_cfg.steps, "arm_seconds": round(seconds, 1),
-            "final_lambda": summary.get("final_lambda"), "harmful": metrics[HARMFUL],
+            "final_lambda": summary.get("final_lambda"),
+            "steps_window_cost_above_d": sum(r["window_cost"] > r["cost_threshold"] for r in log),
+            "unsafe_share": [r["unsafe_share"] for r in log], "harmful": metrics[HARMFUL],
             "refusal": metrics["held_out_refusal_rate"], "items": metric_items(rows)[HARMFUL]}
 
 
