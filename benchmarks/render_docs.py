@@ -124,7 +124,8 @@ def safe_rlhf_seeds(results: dict) -> str:
             f"n={tests['prompts']} prompts): Safe RLHF {runs('safe_rlhf')} (final λ {lambdas}); λ=0 "
             f"{runs('reward_only_rlhf')}. Safe RLHF − λ=0 per seed, points: {per_seed}; pooled over the seeds "
             f"(each prompt's share across seeds, prompts resampled): {100 * pooled['difference']:+.1f} "
-            f"[{100 * pooled['low']:.1f}, {100 * pooled['high']:.1f}], p={pooled['p_value']:.2g}.\n")
+            f"[{100 * pooled['low']:.1f}, {100 * pooled['high']:.1f}], p={pooled['p_value']:.2g}. Training took "
+            f"{sum(r['arm_seconds'] for r in results['runs']) / len(results['runs']):.0f} s per arm on average.\n")
     return text[0].upper() + text[1:]
 
 

@@ -90,8 +90,9 @@ class AuditConfig:
     dpo: dpo.DPOArmConfig = field(default_factory=dpo.DPOArmConfig, metadata={"help": "DPO"})
     sft_dpo: sft_dpo.SFTDPOConfig = field(default_factory=sft_dpo.SFTDPOConfig, metadata={"help": "SFT then DPO"})
     rlhf_start: str = field(default="sft", metadata={
-        "help": "initial policy (and KL reference) of safe_rlhf and reward_only_rlhf: sft (the sft run's model, as "
-                "in the Safe RLHF paper, whose PPO-Lag starts from an SFT model) or base"})
+        "help": "initial policy (and KL reference) of safe_rlhf and reward_only_rlhf: sft (the sft run's model, "
+                "tuned on safe responses) or base (the policy itself: the Safe RLHF paper starts PPO-Lag from a "
+                "helpfulness SFT model, Alpaca-7B; see docs/arms.md)"})
     safe_rlhf: safe_rlhf.SafeRLHFConfig = field(default_factory=safe_rlhf.SafeRLHFConfig,
                                                 metadata={"help": "Safe RLHF (reward_only_rlhf: the same, λ=0)"})
     policy_eval: PolicyEvalConfig = field(default_factory=PolicyEvalConfig, metadata={"help": "policy evaluation"})
