@@ -118,6 +118,10 @@ def safe_rlhf_seeds(results: dict) -> str:
     tests, pooled = results["tests"], results["tests"]["pooled_over_seeds"]
     per_seed = ", ".join(f"{100 * t['difference']:+.1f} (p={t['p_value']:.2g})" for t in tests["per_seed"].values())
     lambdas = ", ".join(f"{r['final_lambda']:.2f}" for r in results["runs"] if r["arm"] == "safe_rlhf")
+    above = [r["steps_window_cost_above_d"] for r in results["runs"]
+             if r["arm"] == "safe_rlhf" and "steps_window_cost_above_d" in r]
+    if above:
+        lambdas += f"; the window's cost above d on {', '.join(map(str, above))} of {results['steps']} steps"
     steps = f"{results['steps']} steps, " if "steps" in results else ""
     setting = "".join(f"{o}, " for o in results.get("overrides", []) if not o.startswith("safe_rlhf.steps="))
     text = (f"{steps}{setting}seeds {', '.join(map(str, results['seeds']))} (measured {results['measured'][:10]}, "
