@@ -32,6 +32,7 @@ from safealign.eval.metrics import metric_items
 from safealign.eval.policy_eval import evaluate_policy
 from safealign.eval.stats import paired_bootstrap
 from safealign.io import read_jsonl
+from safealign.report.recommend import cost_above_d
 
 RESULTS = Path(__file__).parent / "results" / "safe_rlhf_seeds.json"
 ARMS = ("safe_rlhf", "reward_only_rlhf")
@@ -51,7 +52,7 @@ def train_and_judge(audit: Path, name: str, seed: int, out: Path, overrides: lis
     log = read_jsonl(run / "train_log.jsonl")
     return {"arm": name, "seed": seed, "steps": arm_cfg.steps, "arm_seconds": round(seconds, 1),
             "final_lambda": summary.get("final_lambda"),
-            "steps_window_cost_above_d": sum(r["window_cost"] > r["cost_threshold"] for r in log),
+            "steps_window_cost_above_d": sum(cost_above_d(r) for r in log),
             "unsafe_share": [r["unsafe_share"] for r in log], "harmful": metrics[HARMFUL],
             "refusal": metrics["held_out_refusal_rate"], "items": metric_items(rows)[HARMFUL]}
 

@@ -17,13 +17,18 @@ OVER_REFUSAL_TOLERANCE = 0.10  # a recommended policy may raise over-refusal on 
 HALVING = 0.5  # the bar: the base's held-out harmful-response rate halved, with non-overlapping CIs
 
 
+def cost_above_d(step: dict) -> bool:
+    """Whether a Safe RLHF step's window mean cost was above d: the constraint violated, λ rises (older runs
+    logged the step's mean cost only)."""
+    return step.get("window_cost", step["mean_cost"]) > step.get("cost_threshold", float("inf"))
+
+
 def lambda_dynamics(curve: list[dict]) -> str:
     """How λ moved against the constraint, step by step: up while the window's mean cost was above d, down once
     it held (PPO-Lag's rule; older runs logged the step's mean cost and the λ after it)."""
-    cost = (lambda r: r.get("window_cost", r["mean_cost"]))
     before = (lambda r: r.get("lambda_prev", r["lambda"]))
     after = (lambda r: r["lambda"] if "lambda_prev" in r else r.get("lambda_next", r["lambda"]))
-    above = [r for r in curve if cost(r) > r.get("cost_threshold", float("inf"))]
+    above = [r for r in curve if cost_above_d(r)]
     rose = sum(1 for r in above if after(r) > before(r))
     held = [r for r in curve if r not in above]
     fell = sum(1 for r in held if after(r) < before(r) or after(r) == 0)

@@ -120,11 +120,10 @@ def refusal_leave_one_model_out(rows: dict[str, list[dict]], seed: int = 0) -> d
     for model, held_out in rows.items():
         others = [r for name, model_rows in rows.items() if name != model for r in model_rows]
         truth = [r["refusal"] for r in others]
-        best, best_kappa = None, -2.0
-        for window in OPENING_WINDOWS:
-            kappa = cohen_kappa([is_refusal(r["response"], *window) for r in others], truth)
-            if kappa > best_kappa:
-                best, best_kappa = window, kappa
+        kappas = {window: cohen_kappa([is_refusal(r["response"], *window) for r in others], truth)
+                  for window in OPENING_WINDOWS}
+        best = max(kappas, key=kappas.get)  # the first of equals: the shortest window
+        best_kappa = kappas[best]
         tuned_on = ", ".join(name for name in rows if name != model)
         cards[model] = refusal_card(held_out, f"XSTest v2 completions of {model}, all rows (window tuned on "
                                     f"{tuned_on})", seed, window=best,
