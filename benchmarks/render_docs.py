@@ -144,6 +144,20 @@ def eval_batch_invariance(results: dict) -> str:
     return f"{results['policy']} (measured {results['measured'][:10]}): " + "; ".join(parts) + ".\n"
 
 
+def compile_speed(results: dict) -> str:
+    """An SFT step eager against torch.compile at one shape (bench_compile.py)."""
+    eager, compiled, shape = results["modes"]["eager"], results["modes"]["compiled"], results["shape"]
+    cpu, units = results["cpu"], ", ".join(results["cpu"]["bf16_units"]) or "none"
+    return (f"On {cpu['cores']} cores of an {cpu['model']} (bfloat16 units: {units}; bfloat16 matmul bound "
+            f"{results['bound_gflops_bf16']:.0f} GFLOP/s; measured {results['measured'][:10]} at "
+            f"{results['commit']}), an SFT step on {shape['batch']} × {shape['length']} tokens ({shape['scored']} "
+            f"scored per row) takes "
+            f"{eager['median_step_seconds']:.2f} s eager ({eager['percent_of_bound']}% of the bound) and "
+            f"{compiled['median_step_seconds']:.2f} s compiled ({compiled['percent_of_bound']}%); compiling costs "
+            f"{results['compile_seconds']:.0f} s, so it pays after {results['break_even_steps']} steps of one shape. "
+            f"The audit's SFT runs {results['audit_sft_steps']:g} steps.\n")
+
+
 def generate_speed(results: dict) -> str:
     """Batched generation against the one-prompt-at-a-time loop (bench_generate.py)."""
     runs = results["batched"]
@@ -169,6 +183,7 @@ RENDERERS = {  # block name -> (results file, function)
     "safe-rlhf-seeds-base": ("safe_rlhf_seeds_base.json", safe_rlhf_seeds),
     "safe-rlhf-seeds-base-steps16": ("safe_rlhf_seeds_base_steps16.json", safe_rlhf_seeds),
     "eval-batch-invariance": ("eval_batch_invariance.json", eval_batch_invariance),
+    "compile-speed": ("compile.json", compile_speed),
 }
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
