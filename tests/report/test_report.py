@@ -212,18 +212,18 @@ def test_a_safe_rlhf_run_whose_lambda_sat_at_zero_is_called_out():
                "at n=50 prompts a difference under 26 points is not reliably detected" in line for line in text)
     assert any(line.startswith("λ was 0 on 2 of 3 Safe RLHF steps") for line in text)
     assert ("Safe RLHF's λ went from 0.4 to 0 over 3 steps: the mean cost of the last sampled responses was above d "
-            "on 0 steps (λ rose on 0) and at or below it on 3 (λ fell or stayed at 0 on 3).") in text
+            "on 0 steps (λ rose on 0) and at or below it on 3 (λ fell on 1, stayed at 0 on 2).") in text
     report["safe_rlhf_curves"] = {"safe_rlhf": [step(0.4, 0.6, 0.4), step(0.6, 0.7, 0.2), step(0.7, 0.65, -0.1)]}
     text = recommend(report)["text"]
     assert not any(line.startswith("λ was 0") for line in text)
-    assert "above d on 2 steps (λ rose on 2) and at or below it on 1 (λ fell or stayed at 0 on 1)" in " ".join(text)
+    assert "above d on 2 steps (λ rose on 2) and at or below it on 1 (λ fell on 1)." in " ".join(text)
     # PPO-Lag's log: λ before and after the update, and the window's mean cost that moved it
     report["safe_rlhf_curves"] = {"safe_rlhf": [
         {"lambda_prev": 1.0, "lambda": 1.2, "window_cost": 0.3, "mean_cost": -0.5, "cost_threshold": 0.0},
         {"lambda_prev": 1.2, "lambda": 1.1, "window_cost": -0.1, "mean_cost": 0.5, "cost_threshold": 0.0}]}
     text = " ".join(recommend(report)["text"])
-    assert "went from 1 to 1.1 over 2 steps" in text and "above d on 1 steps (λ rose on 1)" in text
-    assert "at or below it on 1 (λ fell or stayed at 0 on 1)" in text
+    assert "went from 1 to 1.1 over 2 steps" in text and "above d on 1 step (λ rose on 1)" in text
+    assert "at or below it on 1 (λ fell on 1)." in text
 
 
 def test_judges_below_the_floor_or_used_in_training_are_called_out_and_a_weak_harm_judge_stops_the_ranking():

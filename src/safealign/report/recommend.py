@@ -31,10 +31,16 @@ def lambda_dynamics(curve: list[dict]) -> str:
     above = [r for r in curve if cost_above_d(r)]
     rose = sum(1 for r in above if after(r) > before(r))
     held = [r for r in curve if r not in above]
-    fell = sum(1 for r in held if after(r) < before(r) or after(r) == 0)
-    return (f"Safe RLHF's λ went from {before(curve[0]):.3g} to {after(curve[-1]):.3g} over {len(curve)} steps: the "
-            f"mean cost of the last sampled responses was above d on {len(above)} steps (λ rose on {rose}) and at or "
-            f"below it on {len(held)} (λ fell or stayed at 0 on {fell}).")
+    fell = sum(1 for r in held if after(r) < before(r))
+    at_zero = sum(1 for r in held if after(r) == before(r) == 0)  # the additive rule's floor; log λ never reaches it
+    return (f"Safe RLHF's λ went from {before(curve[0]):.3g} to {after(curve[-1]):.3g} over {_steps(len(curve))}: "
+            f"the mean cost of the last sampled responses was above d on {_steps(len(above))} (λ rose on {rose}) and "
+            f"at or below it on {len(held)} (λ fell on {fell}" + (f", stayed at 0 on {at_zero}" if at_zero else "")
+            + ").")
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" + ("" if n == 1 else "s")
 
 
 def _pct(rate: dict | float | None) -> str:
