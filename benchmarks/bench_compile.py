@@ -35,14 +35,6 @@ RESULTS = Path(__file__).parent / "results" / "compile.json"
 BATCH = 8  # the offline profile's SFT batch size (configs/arms/sft.yaml)
 
 
-def cpu() -> dict:
-    """This machine's CPU model and its bfloat16 units (the bfloat16 bound differs by tens of times with them)."""
-    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
-    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
-    return {"model": model, "cores": os.cpu_count(), "bf16_units": sorted(flags & {"avx512_bf16", "amx_bf16"})}
-
-
 def step_times(mode: str, steps: int, length: int, scored: int) -> list[float]:
     """Seconds of each of `steps` SFT steps (forward + backward) at one shape, eager or compiled."""
     import torch
@@ -94,6 +86,7 @@ def main():
     args = parser.parse_args()
     import bench_policies
     from safealign.audit import load_audit_config
+    from safealign.models import machine
 
     bound = bench_policies.matmul_rate()["bound_gflops_bf16"]
     flops = 2 * bench_policies.forward_flops([args.length] * BATCH, bench_policies.shapes(),
@@ -101,7 +94,7 @@ def main():
     result = {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                        cwd=Path(__file__).parent).stdout.strip(),
-              "cpu": cpu(), "shape": {"batch": BATCH, "length": args.length, "scored": args.scored},
+              "machine": machine(), "shape": {"batch": BATCH, "length": args.length, "scored": args.scored},
               "steps": args.steps,
               "bound_gflops_bf16": bound, "gflop_per_step": round(flops / 1e9, 2), "modes": {}}
     for mode in ("eager", "compiled"):

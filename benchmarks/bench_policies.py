@@ -314,6 +314,8 @@ def bound_of(bound: dict, result: dict) -> float:
 
 
 def main():
+    from safealign.models import machine
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=None, help="training pairs (default: the arm's profile's)")
     parser.add_argument("--rl-steps", type=int, default=2)
@@ -321,7 +323,7 @@ def main():
     args = parser.parse_args()
     data = str(Path(args.audit) / "data")
     bound = run_child("matmul", "-", 0, data, 0)
-    results = {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "matmul": bound,
+    results = {"measured": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), "matmul": bound,
                "bound_gflops": bound["bound_gflops"], "bound_gflops_bf16": bound["bound_gflops_bf16"], "arms": {}}
     for kind in ("sft", "dpo"):
         results["arms"][kind] = {}

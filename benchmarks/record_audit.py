@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from safealign.io import write_json_atomic  # noqa: E402
+from safealign.models import machine  # noqa: E402
 
 
 def minutes(seconds: float) -> str:
@@ -35,6 +36,19 @@ def gnu_time(path: Path) -> dict:
         raise SystemExit(f"{path}: not the output of /usr/bin/time -v")
     hours, mins, secs = int(wall.group(1) or 0), int(wall.group(2)), float(wall.group(3))
     return {"seconds": hours * 3600 + mins * 60 + secs, "peak_rss_gib": int(rss.group(1)) / 2**20}
+
+
+def with_earlier(result: dict, before: dict | None, keep: int = 5) -> dict:
+    """The new record with the last `keep` earlier ones' times and machines beside it (machines of one kind differ by
+    tens of percent, so a faster time may be a faster machine); a re-record of one commit on one machine replaces
+    its earlier record."""
+    if before is None:
+        return result
+    earlier = [{"commit": before["commit"], "machine": before.get("machine"),
+                "make_audit_wall": before["timing"]["make_audit_wall"], "audit_wall": before["timing"]["audit_wall"]}]
+    earlier += before.get("earlier", [])
+    same = (lambda e: e["commit"] == result["commit"] and e["machine"] == result["machine"])
+    return result | {"earlier": [e for e in earlier if not same(e)][:keep]}
 
 
 def main() -> None:
@@ -58,6 +72,7 @@ def main() -> None:
     generation = [line for line in report["recommendation"]["text"] if line.startswith("Generation:")]
     result = {
         "commit": commit,
+        "machine": machine(),  # the machine this runs on: run it where the audit ran
         "timing": {"make_audit_wall": minutes(measured["seconds"]), "audit_wall": minutes(audit["wall_seconds"]),
                    "peak_rss_gib": round(measured["peak_rss_gib"], 2),
                    "smoke_wall": minutes(gnu_time(Path(args.smoke_time))["seconds"]) if args.smoke_time else None,
@@ -73,7 +88,9 @@ def main() -> None:
         "reward_cost_correlation": report.get("reward_cost_correlation"),
         "recommendation": generation[0].removeprefix("Generation: ") if generation else "none",
     }
-    write_json_atomic(ROOT / "benchmarks" / "results" / "offline_audit.json", result)
+    path = ROOT / "benchmarks" / "results" / "offline_audit.json"
+    result = with_earlier(result, json.loads(path.read_text()) if path.is_file() else None)
+    write_json_atomic(path, result)
     print(json.dumps({k: v for k, v in result.items() if k != "timing"} | {"timing": {
         k: v for k, v in result["timing"].items() if k != "stages"}}, indent=2))
 

@@ -55,13 +55,25 @@ def judge_table(results: dict) -> str:
     return "\n".join(rows) + f"\n\nMeasured by `python benchmarks/validate_judges.py` at commit {results['commit']}.\n"
 
 
+def _machine(m: dict) -> str:
+    return f"{m['cores']} cores of an {m['cpu']} (bfloat16 units: {', '.join(m['bf16_units']) or 'none'})"
+
+
+def _earlier(results: dict) -> str:
+    """Earlier records of the audit's time, with the machine each ran on (machines of one kind differ)."""
+    runs = [f"{e['make_audit_wall']} ({e['audit_wall']}) at {e['commit']} on "
+            + (_machine(e["machine"]) if e.get("machine") else "a machine whose CPU was not recorded")
+            for e in results.get("earlier", [])]
+    return f"; earlier: {'; '.join(runs)}" if runs else ""
+
+
 def audit_headline(results: dict) -> str:
     """The default audit's wall time, memory and verdict, as measured from a clean clone."""
     t, rates = results["timing"], results["rates"]
     smoke = f"; the smoke profile took {t['smoke_wall']} (commit {t['smoke_commit']})" if t.get("smoke_wall") else ""
-    lines = [f"On this 2-core machine a first `make audit` from a clean clone with an empty cache took "
+    lines = [f"On {_machine(results['machine'])} a first `make audit` from a clean clone with an empty cache took "
              f"{t['make_audit_wall']} ({t['audit_wall']} for the audit itself), "
-             f"peak memory {t['peak_rss_gib']:.1f} GiB (commit {results['commit']}){smoke}. "
+             f"peak memory {t['peak_rss_gib']:.1f} GiB (commit {results['commit']}){smoke}{_earlier(results)}. "
              f"Held-out harmful responses (harm judge {results['harm_judge']}; "
              f"n={rates['base']['n']}), raw and corrected for the judge's measured error:"]
     lines.append(", ".join(f"{name} {_pct(rate)} (corrected {_pct(rate.get('corrected'))})"
@@ -147,9 +159,8 @@ def eval_batch_invariance(results: dict) -> str:
 def compile_speed(results: dict) -> str:
     """An SFT step eager against torch.compile at one shape (bench_compile.py)."""
     eager, compiled, shape = results["modes"]["eager"], results["modes"]["compiled"], results["shape"]
-    cpu, units = results["cpu"], ", ".join(results["cpu"]["bf16_units"]) or "none"
-    return (f"On {cpu['cores']} cores of an {cpu['model']} (bfloat16 units: {units}; bfloat16 matmul bound "
-            f"{results['bound_gflops_bf16']:.0f} GFLOP/s; measured {results['measured'][:10]} at "
+    return (f"On {_machine(results['machine'])}, whose bfloat16 matmul bound is "
+            f"{results['bound_gflops_bf16']:.0f} GFLOP/s (measured {results['measured'][:10]} at "
             f"{results['commit']}), an SFT step on {shape['batch']} × {shape['length']} tokens ({shape['scored']} "
             f"scored per row) takes "
             f"{eager['median_step_seconds']:.2f} s eager ({eager['percent_of_bound']}% of the bound) and "

@@ -128,6 +128,11 @@ def test_precision_auto_is_bfloat16_only_where_the_machine_multiplies_it_nativel
     assert models.cpu_has_bf16("flags\t: fpu amx_bf16 amx_tile\n")
     assert not models.cpu_has_bf16("flags\t: fpu sse2 avx2 avx512f avx512_vnni\nbugs\t: avx512_bf16\n")
     assert not models.cpu_has_bf16("")
+    assert models.cpu_bf16_units("flags\t: fpu amx_bf16 avx512_bf16 amx_tile\n") == ["amx_bf16", "avx512_bf16"]
+    record = models.machine()  # what a measurement records of the machine it ran on
+    assert set(record) == {"cpu", "cores", "bf16_units"} and record["cores"] >= 1
+    assert record["bf16_units"] == models.cpu_bf16_units(Path("/proc/cpuinfo").read_text()
+                                                         if Path("/proc/cpuinfo").is_file() else "")
     assert models.uses_bf16("bfloat16") and not models.uses_bf16("float32")
     for native in (True, False):
         monkeypatch.setattr(models, "native_bf16", lambda: native)
