@@ -113,6 +113,7 @@ def test_safe_rlhf_holds_d_at_0_and_moves_log_lambda_as_ppo_lag(tiny_causal_lm, 
     summary = json.loads((run / "model" / "safealign-complete.json").read_text())
     (calibration,) = summary["calibrations"]
     assert calibration["cost_threshold"] == 0.0 and "C > 0" in calibration["rule"]
+    assert summary["precision"] == "float32" and next(run.glob("model/*.safetensors"))  # what it ran in
     assert log[0]["lambda_prev"] == 1.0  # λ₀
     for row, following in zip(log, log[1:]):
         assert following["lambda_prev"] == row["lambda"]  # the λ that weighted a step carries to the next
@@ -245,6 +246,10 @@ def test_bad_policy_configs():
         load_config(safe_rlhf.CONFIG, None, ["kl_estimator=k1"])
     with pytest.raises(SafeAlignError, match="train_on. must be one of all, clean"):
         load_config(safe_rlhf.CONFIG, None, ["train_on=some"])
+    with pytest.raises(SafeAlignError, match="the RL arms run in float32"):  # not silently ignored
+        load_config(safe_rlhf.CONFIG, None, ["precision=bfloat16"])
+    assert load_config(safe_rlhf.CONFIG, None, ["precision=auto"]).precision == "auto"
+    assert load_config(safe_rlhf.CONFIG, None, []).precision == "float32"
 
 
 def test_safe_rlhf_with_a_changed_config_starts_over(tiny_causal_lm, prepared_sample, judges, tmp_path):

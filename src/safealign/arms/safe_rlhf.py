@@ -73,7 +73,7 @@ from safealign.data.prompts import Prompt
 from safealign.errors import SafeAlignError
 from safealign.generate import left_pad, trim_context
 from safealign.io import read_jsonl, write_json_atomic, write_jsonl_atomic
-from safealign.models import inference_device
+from safealign.models import Precision, inference_device
 
 ARM = "safe_rlhf"
 
@@ -111,9 +111,15 @@ class SafeRLHFConfig(PolicyConfig):
     max_train_pairs: int | None = field(default=None,
                                         metadata={"help": "red-team prompt pool (None: every train context)"})
     save_steps: int = field(default=1, metadata={"help": "checkpoint every this many steps"})
+    precision: Precision = field(default="float32", metadata={
+        "help": "float32 (auto means float32 here): the RL arms sample and differentiate one π in float32; "
+                "bfloat16 is refused (sampling in it would need an importance correction SafeAlign does not ship)"})
 
     def __post_init__(self):
         super().__post_init__()
+        if self.precision == "bfloat16":
+            raise SafeAlignError("precision: the RL arms run in float32 (their samples must come from the π they "
+                                 "differentiate); use float32 or auto")
         if self.samples_per_prompt < 2:
             raise SafeAlignError("samples_per_prompt must be >= 2 (the leave-one-out baseline needs a second sample)")
         if self.steps < 1 or self.rounds < 1 or self.lambda_init <= 0 or self.lambda_lr < 0 or self.cost_window < 1:
@@ -445,7 +451,8 @@ def _finish(run_dir: Path, model, tokenizer, state: dict, cfg: SafeRLHFConfig):
     (work / DONE).write_text(json.dumps({"steps": state["step"], "rounds": cfg.rounds, "final_lambda": state["lambda"],
                                          "cost_threshold": calibrations[-1]["cost_threshold"],
                                          "calibrations": calibrations,
-                                         "reward_run": state["reward_run"], "cost_run": state["cost_run"]}, indent=2))
+                                         "reward_run": state["reward_run"], "cost_run": state["cost_run"],
+                                         "precision": "float32"}, indent=2))
     shutil.rmtree(run_dir / MODEL_DIR, ignore_errors=True)
     os.replace(work, run_dir / MODEL_DIR)
     write_jsonl_atomic(run_dir / "train_log.jsonl", state["log"])
