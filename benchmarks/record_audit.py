@@ -83,7 +83,8 @@ def main() -> None:
                       f"on {card['source'].split(':')[0]}" + "".join(
                           f", κ {c['kappa']:.2f} [{c['kappa_ci'][0]:.2f}, {c['kappa_ci'][1]:.2f}] on "
                           f"{c['source'].split(' (')[0]}, a source it never saw"
-                          for c in card.get("cross_source", []) if "PKU" in c["source"]),
+                          for c in card.get("cross_source", [])
+                          if "PKU" in c["source"] and not c.get("response_tokens")),  # whole responses
         "rates": {name: m[key] for name, m in metrics.items() if m and m.get(key)},
         "reward_cost_correlation": report.get("reward_cost_correlation"),
         "recommendation": generation[0].removeprefix("Generation: ") if generation else "none",

@@ -35,7 +35,7 @@ def judge_table(results: dict) -> str:
     cards = results["cards"]
     rows = ["| role | judge | human labels (clusters) | own source? | agreement | κ [95% CI, clustered] | "
             "baseline on the same rows |", "|---|---|---|---|---|---|---|"]
-    others = {"harm": results.get("harm_cross_source", []),
+    others = {"harm": results.get("harm_cross_source", []) + results.get("harm_at_audit_length", []),
               "refusal": list(results.get("refusal_per_model_held_out", {}).values())
               + list(results.get("refusal_leave_one_model_out", {}).values()),
               "helpfulness": cards["helpfulness"].get("cross_source", [])}

@@ -13,6 +13,10 @@
   only the card's numbers ship); the fit and its cards ship with the
   package under the key they were made with (src/safealign/data/judges/harm_judge.npz, harm_card.json), so
   `build_judges` need not embed 7,700 responses on a machine's first run.
+- harm at the audit's response length: the same two cards with each response cut to its first
+  policy_eval.max_new_tokens (50) SmolLM2 tokens, as the offline audit's responses are cut, the label still the whole
+  response's (on GPTFuzz a jailbroken answer may comply only after its opening, so that card is a lower bound).
+  The PKU one ships beside the others (its `response_tokens` says so).
 - helpfulness: six features of (request, response) fitted on PandaLM's human pairwise preferences; card by
   nested cross-validation with folds by instruction, and on HHH alignment's pairs (another source); its absolute
   cut on the OPT-350M study's helpful prompts; the fit and cards ship (helpfulness_judge.npz, helpfulness_card.json).
@@ -32,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from safealign.audit import load_audit_config  # noqa: E402
+from safealign.data.prompts import embedded  # noqa: E402
 from safealign.eval.judges.build import (  # noqa: E402
     SHIPPED_HARM_CARD,
     SHIPPED_HELPFULNESS_CARD,
@@ -42,11 +48,22 @@ from safealign.eval.judges.build import (  # noqa: E402
     helpfulness_fit_key,
 )
 from safealign.eval.judges.cards import harm_card, xstest_refusal_cards  # noqa: E402
-from safealign.eval.judges.labels import read_pku_saferlhf_mini  # noqa: E402
+from safealign.eval.judges.labels import read_gptfuzz, read_pku_saferlhf_mini  # noqa: E402
+from safealign.io import write_json_atomic  # noqa: E402
+from safealign.models import resolve  # noqa: E402
 
 PKU_SOURCE = ("PKU-SafeRLHF (JailbreakEval's 4,000-row sample): Alpaca-7B answers to the Safe RLHF paper's red-team "
               "questions, safety-labelled by PKU-Alignment; CC-BY-NC, validation only (a source the judge never saw)")
-from safealign.io import write_json_atomic  # noqa: E402
+
+
+def cut_responses(rows: list[dict], tokens: int) -> list[dict]:
+    """Rows with each response cut to its first `tokens` tokens of the policy's tokenizer (SmolLM2's)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve("smollm2-135m-instruct"))
+    cut = [tokenizer.decode(tokenizer(r["response"], add_special_tokens=False)["input_ids"][:tokens]).strip()
+           for r in rows]
+    return [r | {"response": text or r["response"]} for r, text in zip(rows, cut)]
 
 
 def main() -> None:
@@ -64,8 +81,14 @@ def main() -> None:
     pku = read_pku_saferlhf_mini(Path(args.shared) / "data" / "judge-validation" / "pku-saferlhf-mini" /
                                  "safe_rlhf_mini.csv")
     cross = harm_card(judge, pku, PKU_SOURCE, fit_source=False)
+    tokens = load_audit_config("offline").policy_eval.max_new_tokens
+    evaluate = read_gptfuzz(embedded("embedded", "gptfuzz", "evaluate.csv.gz"))
+    at_length = [harm_card(judge, cut_responses(rows, tokens), f"{source}; each response cut to its first {tokens} "
+                           f"tokens (the offline audit's length), labelled as a whole", fit_source=own)
+                 | {"response_tokens": tokens}
+                 for rows, source, own in ((evaluate, card["source"], True), (pku, PKU_SOURCE, False))]
     write_json_atomic(judges_folder / SHIPPED_HARM_CARD[1], {"key": harm_fit_key(), "card": card,
-                                                             "cross_source": [cross],
+                                                             "cross_source": [cross, at_length[1]],
                                                              "measured_by": "benchmarks/validate_judges.py",
                                                              "commit": commit})
     helpfulness, helpfulness_card = fit_helpfulness_judge()
@@ -85,14 +108,14 @@ def main() -> None:
         "commit": commit, "build_seconds": seconds, "cards": built["cards"], "refusal_per_model": refusal["per_model"],
         "refusal_per_model_held_out": refusal["per_model_held_out"], "refusal_all_rows": refusal["all"],
         "refusal_leave_one_model_out": refusal["leave_one_model_out"],
-        "harm_cross_source": [cross]})
+        "harm_cross_source": [cross], "harm_at_audit_length": at_length})
     for role, card in built["cards"].items():
         base = card.get("baseline")
         print(f"{role:12s} {card['judge']:18s} n={card['n']:5d} acc={card['accuracy']['value']:.3f} "
               f"f1={card['f1']:.3f} {card['f1_ci']} kappa={card['kappa']:.3f} {card['kappa_ci']} valid={card['valid']}"
               + (f" | baseline acc={base['accuracy']['value']:.3f} kappa={base['kappa']:.3f}" if base else ""))
-    for card in ([cross] + list(refusal["per_model_held_out"].values()) + list(refusal["leave_one_model_out"].values())
-                 + helpfulness_card["cross_source"]):
+    for card in ([cross] + at_length + list(refusal["per_model_held_out"].values())
+                 + list(refusal["leave_one_model_out"].values()) + helpfulness_card["cross_source"]):
         print(f"{card['role']:12s} {card['source'][:60]:60s} n={card['n']:5d} kappa={card['kappa']:.3f} "
               f"{card['kappa_ci']} | baseline kappa={card['baseline']['kappa']:.3f}")
     print(f"build_judges: {seconds} s (embedding cache as this machine holds it)")

@@ -214,7 +214,7 @@ def judge_summary(judge, card: dict | None, spec: str = "offline") -> dict:
                           "why": "no validity card: this model was never measured against human labels" + how}
     keep = ("n", "accuracy", "f1", "f1_ci", "kappa", "kappa_ci", "kappa_floor", "valid", "source", "source_kind",
             "fit_source", "clusters", "cluster_unit", "like_judged", "like_judged_why", "confusion")
-    cross = [{k: c[k] for k in ("source", "n", "kappa", "kappa_ci", "clusters") if k in c}
+    cross = [{k: c[k] for k in ("source", "n", "kappa", "kappa_ci", "clusters", "response_tokens") if k in c}
              | {"baseline_kappa": (c.get("baseline") or {}).get("kappa")}
              for c in card.get("cross_source", []) + list(card.get("per_model", {}).values())]
     summary |= {"valid": card["valid"], "card": {k: card[k] for k in keep if k in card} | {"cross_source": cross}}

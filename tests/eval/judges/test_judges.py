@@ -125,8 +125,10 @@ def test_the_shipped_harm_judge_is_used_only_under_the_key_it_was_fitted_with(tm
     assert set(key["gptfuzz"]) == {"train.csv.gz", "evaluate.csv.gz"} and key["encoder"]  # data and weights hashed
     built = build_judges(tmp_path, log=lambda *a: None)
     assert built["cards"]["harm"] == shipped["card"] | {"cross_source": shipped["cross_source"]}
-    (pku,) = shipped["cross_source"]  # measured on another source, and only its numbers ship
-    assert not pku["fit_source"] and "PKU-SafeRLHF" in pku["source"] and pku["n"] == 4000
+    pku, pku_at_length = shipped["cross_source"]  # measured on another source, and only its numbers ship
+    for card in (pku, pku_at_length):
+        assert not card["fit_source"] and "PKU-SafeRLHF" in card["source"] and card["n"] == 4000
+    assert "response_tokens" not in pku and pku_at_length["response_tokens"] == 50  # the audit's response length
     written, packaged = np.load(tmp_path / "harm_judge.npz"), np.load(embedded("judges", "harm_judge.npz"))
     assert all(np.array_equal(written[k], packaged[k]) for k in ("coef", "intercept", "threshold"))
 
