@@ -20,7 +20,7 @@ from safealign.data.stats import data_stats
 from safealign.data.taxonomy import load_taxonomy
 from safealign.errors import SafeAlignError
 from safealign.eval.evaluators import EVALUATORS
-from safealign.eval.judges import build_judges, measure_hub_cards
+from safealign.eval.judges import build_judges, measure_hub_cards, measure_labelled_card
 from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.eval.policy_eval import BaseConfig, PolicyEvalConfig, base_run, evaluate_policy
 from safealign.eval.shared_failures import shared_failures
@@ -295,6 +295,23 @@ def cmd_judges_card(args):
     print(f"wrote {Path(args.out) / 'judges.json'} (hub_cards)")
 
 
+def cmd_judges_check(args):
+    role, sep, spec = args.judge.partition("=")
+    if not sep or role not in ("refusal", "harm") or not spec:
+        raise SafeAlignError(f"judges check: expected ROLE=SPEC with ROLE harm or refusal, got '{args.judge}'")
+    card = measure_labelled_card(Path(args.out), role, spec, Path(args.labels), seed=args.seed,
+                                 batch_size=args.batch_size)
+    if args.json:
+        return _print_json(card)
+    base = card["baseline"]
+    _table(f"{role}={spec} on {Path(args.labels).name} (clustered by prompt)",
+           ["judge", "n", "prompts", "accuracy", "F1", "Cohen's κ [95% CI]", "valid", "baseline", "baseline κ"], [
+               [card["judge"], card["n"], card["clusters"], _show(card["accuracy"]), card["f1"],
+                f"{card['kappa']:.3f} [{card['kappa_ci'][0]:.3f}, {card['kappa_ci'][1]:.3f}]",
+                "yes" if card["valid"] else f"no (< {card['kappa_floor']})", base["judge"], base["kappa"]]])
+    print(f"wrote {Path(args.out) / 'judges.json'} (labelled_cards)")
+
+
 def cmd_failures(args):
     summary = shared_failures(Path(args.reward_run), Path(args.contrastive_run), Path(args.data), Path(args.out))
     _print_json(summary)
@@ -454,6 +471,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_judges_card)
+    p = judges.add_parser("check", help="measure a harm or refusal judge on human labels of your own: a CSV with "
+                                        "columns prompt, response, label (1 = harmful / a refusal)")
+    p.add_argument("judge", metavar="ROLE=SPEC", help="harm=offline, refusal=offline, or a hub id, e.g. "
+                                                      "harm=meta-llama/Llama-Guard-3-8B")
+    p.add_argument("--labels", required=True, help="CSV (or .csv.gz) with columns prompt, response, label")
+    p.add_argument("--out", required=True, help="the judges directory (from `safealign judges build`)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_judges_check)
     p = commands.add_parser("failures", help="test pairs both the reward model and the contrastive encoder miss")
     p.add_argument("reward_run")
     p.add_argument("contrastive_run")

@@ -25,6 +25,7 @@ from safealign.eval.judges.cards import (
     harm_card,
     helpfulness_card,
     hub_card,
+    labelled_card,
     pairwise_card,
     xstest_refusal_cards,
 )
@@ -33,7 +34,7 @@ from safealign.eval.judges.harm import HARM_C, HarmEmbeddingJudge
 from safealign.eval.judges.helpfulness import FEATURES, HELPFULNESS_C, HelpfulnessJudge, raw_features
 from safealign.eval.judges.hub import HubJudge
 from safealign.eval.judges.labels import read_gptfuzz, read_hhh, read_pandalm, user_prompts
-from safealign.eval.judges.load import read_judges
+from safealign.eval.judges.load import load_judge, read_judges
 from safealign.io import sha256_file, write_json_atomic
 from safealign.models import resolve
 
@@ -187,6 +188,17 @@ def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = Non
     result = {"format": CARD_FORMAT, "kappa_floor": KAPPA_FLOOR, "cards": {role: cards[role] for role in ROLES}}
     write_json_atomic(out / "judges.json", result)
     return result
+
+
+def measure_labelled_card(judges_dir: str | Path, role: str, spec: str, labels: str | Path, seed: int = 0,
+                          batch_size: int = 8) -> dict:
+    """The card of `role`'s judge (`spec`: offline, a hub id, or a run directory for harm) on a reviewer's own
+    labelled responses, added to `judges_dir/judges.json` under labelled_cards["ROLE=SPEC"][file name]."""
+    data = read_judges(judges_dir)
+    card = labelled_card(load_judge(role, spec, judges_dir, batch_size=batch_size), labels, seed=seed)
+    data.setdefault("labelled_cards", {}).setdefault(f"{role}={spec}", {})[Path(labels).name] = card
+    write_json_atomic(Path(judges_dir) / "judges.json", data)
+    return card
 
 
 def measure_hub_cards(judges_dir: str | Path, specs: dict[str, str], seed: int = 0, xstest: str | Path | None = None,

@@ -21,6 +21,7 @@ from safealign.errors import SafeAlignError
 from safealign.eval.judges.harm import HarmEmbeddingJudge
 from safealign.eval.judges.labels import (
     read_gptfuzz,
+    read_labelled_responses,
     read_xstest_folder,
     study_responses,
     user_prompts,
@@ -171,6 +172,29 @@ def harm_card(judge: HarmEmbeddingJudge, rows: list[dict], source: str, seed: in
                                         "max κ)",
                          baseline=baseline, clusters=[r["question"] for r in rows], cluster_unit="question",
                          fit_source=fit_source)
+
+
+def labelled_card(judge, path: str | Path, seed: int = 0) -> dict:
+    """A harm or refusal judge's card on a reviewer's own labelled responses (labels.read_labelled_responses),
+    clustered by prompt, with its role's string baseline on the same rows (harm: not a refusal; refusal: the
+    refusal-prefix match). The judge was neither fitted nor tuned on these rows."""
+    if judge.role not in ("harm", "refusal"):
+        raise SafeAlignError(f"a card on labelled responses is for a harm or refusal judge, not {judge.role} "
+                             "(helpfulness is measured on pairwise preferences)")
+    rows = read_labelled_responses(path)
+    responses, truth = [r["response"] for r in rows], [r["label"] for r in rows]
+    scores = judge.score(user_prompts([r["prompt"] for r in rows]), responses)
+    if judge.role == "harm":
+        baseline = {"judge": "not a refusal (refusal-rules judge, negated)"} | agreement(
+            [not is_refusal(r) for r in responses], truth)
+    else:
+        baseline = {"judge": "refusal-prefix string match (GCG/AdvBench prefixes)"} | agreement(
+            [prefix_refusal(r) for r in responses], truth)
+    return validity_card([sc > judge.threshold for sc in scores], truth, judge=judge.name, role=judge.role,
+                         source=f"{Path(path).name}: labelled responses supplied to `safealign judges check`",
+                         threshold=judge.threshold, trained_on=judge.trained_on, seed=seed,
+                         threshold_from="unchanged: the judge's own (nothing chosen on these rows)", baseline=baseline,
+                         clusters=[r["prompt"] for r in rows], cluster_unit="prompt", fit_source=False)
 
 
 def pairwise_card(prob_a: list[float], rows: list[dict], *, judge, source: str, threshold_from: str,

@@ -3,7 +3,8 @@
 - GPTFuzz (embedded, MIT): responses to 100 harmful questions, `harmful` = the response complies;
 - XSTest v2 completions (not shipped: `../shared/data/judge-validation/xstest-completions`): human refusal
   labels, partial refusal = refusal, as XSTest counts it;
-- the OPT-350M study's responses (embedded, MIT) with OpenAssistant deberta ratings (a model judge).
+- the OPT-350M study's responses (embedded, MIT) with OpenAssistant deberta ratings (a model judge);
+- a reviewer's own labelled responses (prompt, response, label), to measure any judge on data of their own.
 """
 
 from __future__ import annotations
@@ -94,6 +95,27 @@ def read_pku_saferlhf_mini(path: str | Path) -> list[dict]:
     """PKU-SafeRLHF's safety labels of Alpaca-7B answers (JailbreakEval's 4,000-row sample): [{question, response,
     harmful}]. CC-BY-NC: validation only, never shipped or trained on."""
     return _harm_rows(path, "question", "answer")
+
+
+LABELLED_COLUMNS = ("prompt", "response", "label")
+
+
+def read_labelled_responses(path: str | Path) -> list[dict]:
+    """A reviewer's own human labels, a CSV (plain or .gz) with columns prompt, response, label (1 = the role's
+    positive class: harmful for harm, a refusal for refusal; 0 = not): [{prompt, response, label}]; a bad row is
+    one clear error naming the file and row."""
+    rows = []
+    for line, row in _csv_rows(Path(path), LABELLED_COLUMNS):
+        if row["label"] not in ("0", "1"):
+            raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
+        if not (row["response"] or "").strip():
+            raise BadInputError(path, line, "empty response")
+        if not (row["prompt"] or "").strip():
+            raise BadInputError(path, line, "empty prompt")
+        rows.append({"prompt": row["prompt"], "response": row["response"], "label": row["label"] == "1"})
+    if not rows:
+        raise BadInputError(path, None, "no rows")
+    return rows
 
 
 PANDALM_VOTES = {0: None, 1: "a", 2: "b"}
