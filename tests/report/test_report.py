@@ -356,3 +356,30 @@ def test_the_report_correlates_each_safe_rlhf_steps_logged_rewards_and_costs(tmp
     write_jsonl_atomic(out / "safe_rlhf" / "train_log.jsonl",
                        [{"step": 1, "lambda": 0.8, "reward_cost_correlation": 0.3}])
     assert collect(out)["reward_cost_correlation"]["policy_samples_first_step"] == {"n": None, "r": 0.3}
+
+
+def test_the_verdict_reads_corrected_rates_only_from_a_card_like_the_responses_it_judges():
+    report = _policy_report(base_harmful=40, arm_harmful=10, p_value=0.0001)
+    for name, value in (("base", 0.9), ("dpo", 0.1)):  # Rogan–Gladen by the card (values chosen by hand)
+        report["policies"]["metrics"][name]["held_out_harmful_response_rate"]["corrected"] = {
+            "value": value, "low": value - 0.05, "high": value + 0.05, "unbounded": False}
+    card = report["policies"]["judges"]["harm"]["card"]
+    card |= {"like_judged": False, "like_judged_why": "measured on other models' responses"}
+    raw = recommend(report)["text"]
+    assert any("Rates here are raw" in line and "measured on other models' responses" in line for line in raw)
+    assert any("20.0% [11.2, 33.0] (n=50) against the base's 80.0%" in line for line in raw)
+    card["like_judged"] = True
+    corrected = recommend(report)["text"]
+    assert any("Rates here are corrected" in line for line in corrected)
+    assert any("10.0% [5.0, 15.0] (n=50) against the base's 90.0% [85.0, 95.0] (n=50)" in line for line in corrected)
+    assert "use dpo for generation" in " ".join(corrected)
+    # a correction without bounds (a judge near chance) is not read: the raw rate stands
+    report["policies"]["metrics"]["dpo"]["held_out_harmful_response_rate"]["corrected"]["unbounded"] = True
+    assert any("20.0% [11.2, 33.0] (n=50) against the base's 90.0%" in line for line in recommend(report)["text"])
+
+
+def test_the_judge_section_says_which_rates_the_verdict_reads():
+    from safealign.report.build import _like_judged_note
+
+    assert "reads raw rates" in _like_judged_note({"harm": {"like_judged": False}, "refusal": {}})
+    assert "rates corrected for its error" in _like_judged_note({"harm": {"like_judged": True}})

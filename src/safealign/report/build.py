@@ -330,8 +330,17 @@ def _judge_section(report: dict, figures: dict) -> str:
                     "baseline on the same rows", "trained on", "held-out labels", "other sources: κ [95% CI]",
                     "threshold chosen on"], rows, numeric_from=99) +
             "<p class='small'>Intervals bootstrap over the clusters the rows come in (a question, a prompt), not over "
-            "rows. Every card is measured on other models' responses, not on this run's policies, so the verdict "
-            "reads raw rates; the rates corrected for each judge's measured error stand beside them.</p>")
+            "rows. " + _like_judged_note(cards) + "</p>")
+
+
+def _like_judged_note(cards: dict) -> str:
+    """Which rates the verdict reads: the harm judge's corrected ones only where its card was measured on responses
+    like those it judges (recommend.harm_rates_corrected), else raw."""
+    if (cards.get("harm") or {}).get("like_judged"):
+        return ("The harm card is measured on responses like this run's, so the verdict reads the harmful-response "
+                "rates corrected for its error; every other rate is read raw, with its corrected value beside it.")
+    return ("Every card is measured on other models' responses, not on this run's policies, so the verdict "
+            "reads raw rates; the rates corrected for each judge's measured error stand beside them.")
 
 
 def _provenance(card: dict) -> str:
