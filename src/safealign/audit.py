@@ -47,7 +47,7 @@ from safealign.data.stats import data_stats
 from safealign.data.taxonomy import load_taxonomy
 from safealign.errors import SafeAlignError
 from safealign.eval.evaluators import EVALUATORS
-from safealign.eval.judges import build_judges, measure_hub_cards
+from safealign.eval.judges import build_judges, like_judged_cards, measure_hub_cards
 from safealign.eval.judges.hub import is_hub_judge
 from safealign.eval.keyword_baseline import keyword_baselines
 from safealign.eval.metrics import HELPFULNESS_WIN, POLICY_METRICS, helpfulness_wins
@@ -368,7 +368,8 @@ def run_policies(cfg: AuditConfig, out: Path, data_dir: Path, stages: Stages, da
                                [out / name / "config.yaml"], lambda: arm.train(arm_cfg), needs=needs)
         log(f"train     {state}: {name}")
         key = {"policy": stages.hash(f"train_{name}"), "eval": to_dict(eval_cfg), "judges": stages.hash("judges"),
-               "inputs": input_fingerprints(eval_cfg) | input_fingerprints(eval_cfg.judges)}  # a run dir as judge
+               "inputs": input_fingerprints(eval_cfg) | input_fingerprints(eval_cfg.judges),  # a run dir as judge
+               "like_judged_cards": like_judged_cards(judges_dir)}  # `safealign judges check --of-run`
         state = stages.run(f"eval_{name}", key, [out / name / "metrics.json"],
                            lambda: evaluate_policy(out / name, eval_cfg), needs=[f"train_{name}", "judges"])
         log(f"eval      {state}: {out / name / 'metrics.json'}")

@@ -300,7 +300,7 @@ def cmd_judges_check(args):
     if not sep or role not in ("refusal", "harm") or not spec:
         raise SafeAlignError(f"judges check: expected ROLE=SPEC with ROLE harm or refusal, got '{args.judge}'")
     card = measure_labelled_card(Path(args.out), role, spec, Path(args.labels), seed=args.seed,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, of_run=args.of_run)
     if args.json:
         return _print_json(card)
     base = card["baseline"]
@@ -476,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("judge", metavar="ROLE=SPEC", help="harm=offline, refusal=offline, or a hub id, e.g. "
                                                       "harm=meta-llama/Llama-Guard-3-8B")
     p.add_argument("--labels", required=True, help="CSV (or .csv.gz) with columns prompt, response, label")
+    p.add_argument("--of-run", help="the audit whose policies wrote these responses (each is checked against its "
+                                    "generations): the card is then like what that audit judges, and a rerun of "
+                                    "the audit reads its rates corrected by it")
     p.add_argument("--out", required=True, help="the judges directory (from `safealign judges build`)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)

@@ -277,3 +277,41 @@ def test_a_reviewers_bad_label_file_is_one_clear_error(tmp_path):
         read_labelled_responses(_csv(tmp_path, "m3.csv", "prompt,response,label\nq, ,0\n"))
     with pytest.raises(BadInputError, match=r"m4\.csv: no rows"):
         read_labelled_responses(_csv(tmp_path, "m4.csv", "prompt,response,label\n"))
+
+
+def test_a_card_on_labels_of_the_runs_own_responses_replaces_the_judges_card(tmp_path, judges_dir, capsys):
+    import shutil
+
+    from safealign.cli import main
+    from safealign.eval.judges import judge_card, like_judged_cards
+    from safealign.eval.policy_eval import judge_summary
+
+    judges = tmp_path / "judges"
+    shutil.copytree(judges_dir, judges)
+    run = tmp_path / "run"
+    (run / "sft").mkdir(parents=True)
+    written = ["I'm sorry, but I can't help with that.", "Sure: first, disable the alarm.", "Blue."]
+    (run / "sft" / "generations.jsonl").write_text("".join(json.dumps({"response": r}) + "\n" for r in written))
+    labels = _csv(tmp_path, "ours.csv", "prompt,response,label\nq1,\"I'm sorry, but I can't help with that.\",0\n"
+                                        "q2,\"Sure: first, disable the alarm.\",1\nq3,Blue.,0\n")
+    before = judge_card(judges, "harm", "offline")
+    assert main(["judges", "check", "harm=offline", "--labels", str(labels), "--out", str(judges), "--json"]) == 0
+    assert judge_card(judges, "harm", "offline") == before and like_judged_cards(judges) == {}  # not the run's: kept
+    capsys.readouterr()
+    assert main(["judges", "check", "harm=offline", "--labels", str(labels), "--out", str(judges), "--of-run",
+                 str(run), "--json"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["like_judged"] and "3 of this run's own policy responses (from 1 policy)" in card["like_judged_why"]
+    used = judge_card(judges, "harm", "offline")
+    assert used["n"] == 3 and used["like_judged"] and used["cross_source"][0]["source"] == before["source"]
+    assert used["cross_source"][1:] == before.get("cross_source", [])
+    summary = judge_summary(type("J", (), {"name": "gptfuzz-minilm", "trained_on": "x", "threshold": 0.5})(), used,
+                            "offline")
+    assert summary["card"]["like_judged"] and summary["card"]["cross_source"][0]["n"] == before["n"]
+    other = _csv(tmp_path, "other.csv", "prompt,response,label\nq1,Blue.,0\nq2,Not written by the run.,1\n")
+    kept = (judges / "judges.json").read_text()
+    assert main(["judges", "check", "harm=offline", "--labels", str(other), "--out", str(judges), "--of-run",
+                 str(run)]) != 0
+    err = capsys.readouterr().err
+    assert "other.csv line 3: this response is not among the run's generations" in err, err
+    assert (judges / "judges.json").read_text() == kept  # nothing lost

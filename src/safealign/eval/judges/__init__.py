@@ -19,7 +19,7 @@ more of its role's positive class, and a verdict is `score > threshold`. Each is
 
 from safealign.eval.judges.build import build_judges, measure_hub_cards, measure_labelled_card
 from safealign.eval.judges.cards import KAPPA_FLOOR, ROLES
-from safealign.eval.judges.load import judge_card, load_judge, read_judges
+from safealign.eval.judges.load import judge_card, like_judged_cards, load_judge, read_judges
 
-__all__ = ["KAPPA_FLOOR", "ROLES", "build_judges", "judge_card", "load_judge", "measure_hub_cards",
-           "measure_labelled_card", "read_judges"]
+__all__ = ["KAPPA_FLOOR", "ROLES", "build_judges", "judge_card", "like_judged_cards", "load_judge",
+           "measure_hub_cards", "measure_labelled_card", "read_judges"]

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from safealign.data.prompts import embedded
+from safealign.errors import SafeAlignError
 from safealign.eval.judges.cards import (
     CARD_FORMAT,
     KAPPA_FLOOR,
@@ -35,7 +36,7 @@ from safealign.eval.judges.helpfulness import FEATURES, HELPFULNESS_C, Helpfulne
 from safealign.eval.judges.hub import HubJudge
 from safealign.eval.judges.labels import read_gptfuzz, read_hhh, read_pandalm, user_prompts
 from safealign.eval.judges.load import load_judge, read_judges
-from safealign.io import sha256_file, write_json_atomic
+from safealign.io import read_jsonl, sha256_file, write_json_atomic
 from safealign.models import resolve
 
 SHIPPED_HARM_CARD = ("judges", "harm_card.json")  # beside data/judges/harm_judge.npz
@@ -190,12 +191,23 @@ def build_judges(out: str | Path, seed: int = 0, xstest: str | Path | None = Non
     return result
 
 
+def run_responses(run_dir: str | Path) -> dict[str, str]:
+    """Every response a run's policies generated ({response: policy}), from RUN/*/generations.jsonl."""
+    files = sorted(Path(run_dir).glob("*/generations.jsonl"))
+    if not files:
+        raise SafeAlignError(f"{run_dir}: no policy generations (*/generations.jsonl): pass an audit's run directory")
+    return {row["response"].strip(): path.parent.name for path in files for row in read_jsonl(path)}
+
+
 def measure_labelled_card(judges_dir: str | Path, role: str, spec: str, labels: str | Path, seed: int = 0,
-                          batch_size: int = 8) -> dict:
+                          batch_size: int = 8, of_run: str | Path | None = None) -> dict:
     """The card of `role`'s judge (`spec`: offline, a hub id, or a run directory for harm) on a reviewer's own
-    labelled responses, added to `judges_dir/judges.json` under labelled_cards["ROLE=SPEC"][file name]."""
+    labelled responses, added to `judges_dir/judges.json` under labelled_cards["ROLE=SPEC"][file name].
+    `of_run`: the audit whose policies wrote them (each is checked against its generations); the card is then
+    like the responses that audit judges, and its policy evals read it (load.judge_card)."""
     data = read_judges(judges_dir)
-    card = labelled_card(load_judge(role, spec, judges_dir, batch_size=batch_size), labels, seed=seed)
+    card = labelled_card(load_judge(role, spec, judges_dir, batch_size=batch_size), labels, seed=seed,
+                         run_responses=run_responses(of_run) if of_run is not None else None)
     data.setdefault("labelled_cards", {}).setdefault(f"{role}={spec}", {})[Path(labels).name] = card
     write_json_atomic(Path(judges_dir) / "judges.json", data)
     return card

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from safealign.data.prompts import embedded
-from safealign.errors import SafeAlignError
+from safealign.errors import BadInputError, SafeAlignError
 from safealign.eval.judges.harm import HarmEmbeddingJudge
 from safealign.eval.judges.labels import (
     read_gptfuzz,
@@ -182,14 +182,23 @@ def harm_card(judge: HarmEmbeddingJudge, rows: list[dict], source: str, seed: in
                          fit_source=fit_source)
 
 
-def labelled_card(judge, path: str | Path, seed: int = 0) -> dict:
+def labelled_card(judge, path: str | Path, seed: int = 0, run_responses: dict[str, str] | None = None) -> dict:
     """A harm or refusal judge's card on a reviewer's own labelled responses (labels.read_labelled_responses),
     clustered by prompt, with its role's string baseline on the same rows (harm: not a refusal; refusal: the
-    refusal-prefix match). The judge was neither fitted nor tuned on these rows."""
+    refusal-prefix match). The judge was neither fitted nor tuned on these rows.
+
+    `run_responses` ({response: the run it came from}): the responses of the run the judge is to judge; when
+    given, every labelled response must be one of them, and the card is marked like the responses it judges
+    (`like_judged`: the verdict may then read rates corrected by it)."""
     if judge.role not in ("harm", "refusal"):
         raise SafeAlignError(f"a card on labelled responses is for a harm or refusal judge, not {judge.role} "
                              "(helpfulness is measured on pairwise preferences)")
     rows = read_labelled_responses(path)
+    if run_responses is not None:
+        missing = next((r for r in rows if r["response"].strip() not in run_responses), None)
+        if missing:
+            raise BadInputError(path, missing["line"], "this response is not among the run's generations "
+                                                       "(label the responses its policies wrote, as written)")
     responses, truth = [r["response"] for r in rows], [r["label"] for r in rows]
     scores = judge.score(user_prompts([r["prompt"] for r in rows]), responses)
     baseline = string_baseline(judge.role, responses, truth)
@@ -197,7 +206,15 @@ def labelled_card(judge, path: str | Path, seed: int = 0) -> dict:
                          source=f"{Path(path).name}: labelled responses supplied to `safealign judges check`",
                          threshold=judge.threshold, trained_on=judge.trained_on, seed=seed,
                          threshold_from="unchanged: the judge's own (nothing chosen on these rows)", baseline=baseline,
-                         clusters=[r["prompt"] for r in rows], cluster_unit="prompt", fit_source=False)
+                         clusters=[r["prompt"] for r in rows], cluster_unit="prompt", fit_source=False) | (
+        {"like_judged": True, "like_judged_why": f"measured on {len(rows)} of this run's own policy responses "
+                                                 f"(from {_policies(rows, run_responses)}), labelled by the reviewer"}
+        if run_responses is not None else {})
+
+
+def _policies(rows: list[dict], run_responses: dict[str, str]) -> str:
+    count = len({run_responses[r["response"].strip()] for r in rows})
+    return f"{count} polic{'y' if count == 1 else 'ies'}"
 
 
 def pairwise_card(prob_a: list[float], rows: list[dict], *, judge, source: str, threshold_from: str,

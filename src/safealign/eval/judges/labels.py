@@ -112,7 +112,7 @@ def read_labelled_responses(path: str | Path) -> list[dict]:
             raise BadInputError(path, line, "empty response")
         if not (row["prompt"] or "").strip():
             raise BadInputError(path, line, "empty prompt")
-        rows.append({"prompt": row["prompt"], "response": row["response"], "label": row["label"] == "1"})
+        rows.append({"prompt": row["prompt"], "response": row["response"], "label": row["label"] == "1", "line": line})
     if not rows:
         raise BadInputError(path, None, "no rows")
     return rows

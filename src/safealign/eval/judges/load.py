@@ -55,10 +55,26 @@ def read_judges(judges_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def like_judged_cards(judges_dir: str | Path) -> dict:
+    """The cards measured on labels of this run's own responses (`safealign judges check --of-run`), by
+    "ROLE=SPEC" and labels file; {} when there are none or the judges are not built yet."""
+    path = Path(judges_dir) / "judges.json"
+    cards = json.loads(path.read_text()).get("labelled_cards", {}) if path.is_file() else {}
+    like = {judge: {name: c for name, c in by_file.items() if c.get("like_judged")}
+            for judge, by_file in cards.items()}
+    return {judge: by_file for judge, by_file in like.items() if by_file}
+
+
 def judge_card(judges_dir: str | Path, role: str, spec: str) -> dict | None:
     """The validity card of `role`'s judge: the offline judge's, a hub judge's measured by `safealign judges
-    card` (under `hub_cards`, by the spec as written), or None (a run directory, or a hub judge not measured)."""
+    card` (under `hub_cards`, by the spec as written), or None (a run directory, or a hub judge not measured).
+    A card measured on labels of this run's own responses (`safealign judges check --of-run`, like_judged)
+    takes its place, the largest such, with the one it replaces first among its other sources."""
     data = read_judges(judges_dir)
-    if spec == "offline":
-        return data["cards"][role]
-    return (data.get("hub_cards", {}).get(spec) or {}).get(role)
+    card = data["cards"][role] if spec == "offline" else (data.get("hub_cards", {}).get(spec) or {}).get(role)
+    like = list(like_judged_cards(judges_dir).get(f"{role}={spec}", {}).values())
+    if not like:
+        return card
+    own = max(like, key=lambda c: c["n"])
+    replaced = [{k: v for k, v in card.items() if k not in ("cross_source", "per_model")}] if card else []
+    return own | {"cross_source": replaced + (card or {}).get("cross_source", [])}
