@@ -381,5 +381,8 @@ def test_the_verdict_reads_corrected_rates_only_from_a_card_like_the_responses_i
 def test_the_judge_section_says_which_rates_the_verdict_reads():
     from safealign.report.build import _like_judged_note
 
-    assert "reads raw rates" in _like_judged_note({"harm": {"like_judged": False}, "refusal": {}})
-    assert "rates corrected for its error" in _like_judged_note({"harm": {"like_judged": True}})
+    def report(like):
+        return {"policies": {"judges": {"harm": {"card": {"like_judged": like}}, "refusal": {"card": {}}}}}
+
+    assert "reads raw rates" in _like_judged_note(report(False)) and "reads raw rates" in _like_judged_note({})
+    assert "rates corrected for its error" in _like_judged_note(report(True))

@@ -17,6 +17,7 @@ from safealign.eval.metrics import HELPFULNESS_WIN
 from safealign.eval.stats import format_rate
 from safealign.io import read_jsonl, save_figure_atomic, write_json_atomic, write_text_atomic
 from safealign.report.collect import collect, pareto_front
+from safealign.report.recommend import harm_rates_corrected
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:2em auto;padding:0 1em;color:#222}
@@ -318,7 +319,9 @@ def _judge_section(report: dict, figures: dict) -> str:
         return ""
     rows = []
     hub = [(role, c) for roles in (report["judges"].get("hub_cards") or {}).values() for role, c in roles.items()]
-    for role, c in list(cards.items()) + hub:
+    labelled = [(judge.split("=")[0], c) for judge, by_file in (report["judges"].get("labelled_cards") or {}).items()
+                for c in by_file.values()]  # `safealign judges check`: a reviewer's own labels
+    for role, c in list(cards.items()) + hub + labelled:
         base = c.get("baseline") or {}
         rows.append([role, c["judge"], "valid" if c["valid"] else f"below floor (κ < {c['kappa_floor']})",
                      _num(c["n"], 0), _pct(c["accuracy"]), f"{c['f1']:.3f} [{c['f1_ci'][0]:.3f}, {c['f1_ci'][1]:.3f}]",
@@ -330,13 +333,13 @@ def _judge_section(report: dict, figures: dict) -> str:
                     "baseline on the same rows", "trained on", "held-out labels", "other sources: κ [95% CI]",
                     "threshold chosen on"], rows, numeric_from=99) +
             "<p class='small'>Intervals bootstrap over the clusters the rows come in (a question, a prompt), not over "
-            "rows. " + _like_judged_note(cards) + "</p>")
+            "rows. " + _like_judged_note(report) + "</p>")
 
 
-def _like_judged_note(cards: dict) -> str:
-    """Which rates the verdict reads: the harm judge's corrected ones only where its card was measured on responses
-    like those it judges (recommend.harm_rates_corrected), else raw."""
-    if (cards.get("harm") or {}).get("like_judged"):
+def _like_judged_note(report: dict) -> str:
+    """Which rates the verdict reads: the harm judge's corrected ones only where the card its policy evals used was
+    measured on responses like those it judges (recommend.harm_rates_corrected), else raw."""
+    if harm_rates_corrected(((report.get("policies") or {}).get("judges")) or {}):
         return ("The harm card is measured on responses like this run's, so the verdict reads the harmful-response "
                 "rates corrected for its error; every other rate is read raw, with its corrected value beside it.")
     return ("Every card is measured on other models' responses, not on this run's policies, so the verdict "

@@ -203,7 +203,8 @@ def labelled_card(judge, path: str | Path, seed: int = 0, run_responses: dict[st
     scores = judge.score(user_prompts([r["prompt"] for r in rows]), responses)
     baseline = string_baseline(judge.role, responses, truth)
     return validity_card([sc > judge.threshold for sc in scores], truth, judge=judge.name, role=judge.role,
-                         source=f"{Path(path).name}: labelled responses supplied to `safealign judges check`",
+                         source=f"{Path(path).name}: labelled responses supplied to `safealign judges check`"
+                                + (", written by this run's policies" if run_responses is not None else ""),
                          threshold=judge.threshold, trained_on=judge.trained_on, seed=seed,
                          threshold_from="unchanged: the judge's own (nothing chosen on these rows)", baseline=baseline,
                          clusters=[r["prompt"] for r in rows], cluster_unit="prompt", fit_source=False) | (
