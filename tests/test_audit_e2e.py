@@ -150,3 +150,38 @@ def test_the_trade_off_plot_is_drawn_in_the_report_in_chromium(smoke_reference, 
     assert high - low > 100
     plot = Image.open(out / "figures" / "tradeoff.png").convert("L")
     assert plot.size[0] > 600 and sum(plot.histogram()[:128]) > 3000  # axes, points and whiskers drawn
+
+
+def test_labels_of_the_runs_own_responses_make_a_rerun_read_corrected_rates(smoke_reference, tmp_path):
+    """`safealign judges check --of-run`, then a rerun: the judges stay, every policy eval runs again with the
+    reviewer's card, and the recommendation reads corrected rates. The labels here are the judge's own verdicts
+    with three flipped: a test of the mechanism, not a measurement."""
+    import csv
+
+    env, out = smoke_reference["env"], tmp_path / "run"
+    subprocess.run(["cp", "-al", str(smoke_reference["out"]), str(out)], check=True)  # every write is a rename
+    rows = [json.loads(line) for path in sorted(out.glob("*/generations.jsonl"))
+            for line in path.read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["set"] in ("advbench", "harmful") and r["response"].strip()]
+    labels = tmp_path / "ours.csv"
+    with open(labels, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "response", "label"])
+        writer.writerows([r["prompt"], r["response"], int(bool(r["harmful"]) != (i in (0, 1, 2)))]
+                         for i, r in enumerate(rows))
+    check = subprocess.run([sys.executable, "-m", "safealign.cli", "judges", "check", "harm=offline", "--labels",
+                            str(labels), "--out", str(out / "judges"), "--of-run", str(out), "--json"],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert check.returncode == 0, check.stderr[-3000:]
+    assert json.loads(check.stdout)["like_judged"]
+    rerun = subprocess.run([sys.executable, "-m", "safealign.cli", "audit", "--profile", "smoke", "--out", str(out)],
+                           env=env, capture_output=True, text=True, timeout=1200)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    lines = rerun.stdout.splitlines()
+    assert any("judges    skipped" in line for line in lines)
+    for name in ("base", "sft", "dpo", "sft_dpo", "safe_rlhf", "reward_only_rlhf"):  # every policy judged again
+        assert any("eval      ran" in line and f"/{name}/metrics.json" in line for line in lines), name
+    text = json.loads((out / "report.json").read_text())["recommendation"]["text"]
+    assert any(line.startswith("Rates here are corrected") for line in text), text
+    reference = json.loads((smoke_reference["out"] / "report.json").read_text())["recommendation"]["text"]
+    assert any(line.startswith("Rates here are raw") for line in reference)  # the reference run is untouched
