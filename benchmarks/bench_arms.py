@@ -25,24 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_policies import in_fresh_process
 
 RESULTS = Path(__file__).parent / "results" / "arms.json"
 
 
 def run_variant(arm: str, variant: str, train_pairs: int, data: str) -> dict:
     """One (arm, variant) in a child process; returns its measurements."""
-    code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_arms; " \
-           f"print('RESULT=' + json.dumps(bench_arms.child({arm!r}, {variant!r}, {train_pairs}, {data!r})))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{arm}/{variant} failed:\n{proc.stderr[-3000:]}")
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT="))
-    return json.loads(line[len("RESULT="):])
+    return in_fresh_process("bench_arms", "child", arm, variant, train_pairs, data)
 
 
 def child(arm: str, variant: str, train_pairs: int, data: str) -> dict:

@@ -31,6 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_policies  # noqa: E402
+
 RESULTS = Path(__file__).parent / "results" / "compile.json"
 BATCH = 8  # the offline profile's SFT batch size (configs/arms/sft.yaml)
 
@@ -68,14 +70,9 @@ def step_times(mode: str, steps: int, length: int, scored: int) -> list[float]:
 
 def run_child(*args) -> list[float]:
     """step_times in a fresh process, with its own empty inductor cache (a machine's first audit has none)."""
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_compile; "
-            f"print('RESULT=' + json.dumps(bench_compile.step_times(*{list(args)!r})))")
     with tempfile.TemporaryDirectory() as cache:
-        env = os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache}
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{args} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT="))[len("RESULT="):])
+        return bench_policies.in_fresh_process("bench_compile", "step_times", *args,
+                                               env=os.environ | {"TORCHINDUCTOR_CACHE_DIR": cache})
 
 
 def main():
@@ -84,7 +81,6 @@ def main():
     parser.add_argument("--length", type=int, default=112, help="tokens per row")
     parser.add_argument("--scored", type=int, default=48, help="response tokens per row (the loss's positions)")
     args = parser.parse_args()
-    import bench_policies
     from safealign.audit import load_audit_config
     from safealign.models import machine
 

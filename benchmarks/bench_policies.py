@@ -46,13 +46,19 @@ ABLATIONS = ("safealign_sdpa", "safealign_lora_dropout", "safealign_trl_head")
 HELD_OUT = 32
 
 
-def run_child(*args) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import bench_policies; "
-            f"print('RESULT=' + json.dumps(bench_policies.child(*{list(args)!r})))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def in_fresh_process(module: str, function: str, *args, env: dict | None = None):
+    """module.function(*args) of a benchmark in this folder, run in a fresh Python process (its own memory peak,
+    no warm caches); returns its JSON result."""
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import {module}; "
+            f"print('RESULT=' + json.dumps({module}.{function}(*{list(args)!r})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"{args} failed:\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{module}.{function}{args} failed:\n{proc.stderr[-3000:]}")
     return json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("RESULT="))[len("RESULT="):])
+
+
+def run_child(*args) -> dict:
+    return in_fresh_process("bench_policies", "child", *args)
 
 
 def child(kind: str, variant: str, pairs: int, data: str, rl_steps: int) -> dict:
