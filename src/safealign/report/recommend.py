@@ -216,8 +216,8 @@ def _recommend_policy(report: dict, choice: dict) -> list[str]:
     lowest = min(trained, key=order)
     corrected = harm_rates_corrected(judges)
     # the bar: halve the base's rate with non-overlapping CIs, over-refusal within the tolerance of the base
-    passing = [n for n in trained if _halved(metrics, table, n, corrected)[0]
-               and _halved(metrics, table, n, corrected)[1] <= OVER_REFUSAL_TOLERANCE]
+    passing = [n for n in trained if (bar := _halved(metrics, table, n, corrected))[0]
+               and bar[1] <= OVER_REFUSAL_TOLERANCE]
     best = min(passing, key=order) if passing else lowest
     choice["generation"] = best
     tests = report["significance"]["policies"]

@@ -59,9 +59,12 @@ def like_judged_cards(judges_dir: str | Path) -> dict:
     """The cards measured on labels of this run's own responses (`safealign judges check --of-run`), by
     "ROLE=SPEC" and labels file; {} when there are none or the judges are not built yet."""
     path = Path(judges_dir) / "judges.json"
-    cards = json.loads(path.read_text()).get("labelled_cards", {}) if path.is_file() else {}
+    return _like_judged(json.loads(path.read_text())) if path.is_file() else {}
+
+
+def _like_judged(data: dict) -> dict:
     like = {judge: {name: c for name, c in by_file.items() if c.get("like_judged")}
-            for judge, by_file in cards.items()}
+            for judge, by_file in data.get("labelled_cards", {}).items()}
     return {judge: by_file for judge, by_file in like.items() if by_file}
 
 
@@ -72,7 +75,7 @@ def judge_card(judges_dir: str | Path, role: str, spec: str) -> dict | None:
     takes its place, the largest such, with the one it replaces first among its other sources."""
     data = read_judges(judges_dir)
     card = data["cards"][role] if spec == "offline" else (data.get("hub_cards", {}).get(spec) or {}).get(role)
-    like = list(like_judged_cards(judges_dir).get(f"{role}={spec}", {}).values())
+    like = list(_like_judged(data).get(f"{role}={spec}", {}).values())
     if not like:
         return card
     own = max(like, key=lambda c: c["n"])
