@@ -14,7 +14,10 @@ Trainer's `torch_compile=True` took minutes, not seconds, for the audit's 16 ste
 FLOPs of a step are bench_policies.forward_flops × 2 (LoRA: activation gradients, not the frozen weights');
 % of bound is against the bfloat16 matmul bound measured in the same run (bench_policies.matmul_rate).
 Break-even steps = compile seconds / (eager step − compiled step): how many steps of one shape the compilation
-needs to pay for itself. Results go to benchmarks/results/compile.json.
+needs to pay for itself. Then the eager step's own matrix products alone (`matmul_replay`: every mm/bmm the step
+dispatches, forward and backward, replayed with nothing between them on tensors of the same shapes, strides and
+dtypes): the share of the bound no step at this shape can pass while its matrix products run on these kernels.
+Results go to benchmarks/results/compile.json.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -37,8 +41,8 @@ RESULTS = Path(__file__).parent / "results" / "compile.json"
 BATCH = 8  # the offline profile's SFT batch size (configs/arms/sft.yaml)
 
 
-def step_times(mode: str, steps: int, length: int, scored: int) -> list[float]:
-    """Seconds of each of `steps` SFT steps (forward + backward) at one shape, eager or compiled."""
+def sft_step(length: int, scored: int, compiled: bool = False):
+    """One SFT step (forward + backward, no optimiser) at one shape, as a function of no arguments."""
     import torch
     from peft import get_peft_model
 
@@ -51,21 +55,73 @@ def step_times(mode: str, steps: int, length: int, scored: int) -> list[float]:
     model, _ = load_policy("smollm2-135m-instruct", cfg)
     model = get_peft_model(model, lora_config(cfg))
     model.train()
-    run = torch.compile(model) if mode == "compiled" else model
+    run = torch.compile(model) if compiled else model
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, model.config.vocab_size, (BATCH, length), generator=generator)
     mask = torch.ones_like(ids)
-    seconds = []
-    for _ in range(steps):
-        start = time.perf_counter()
+
+    def step():
         with torch.autocast("cpu", dtype=torch.bfloat16):
             logits = run(input_ids=ids, attention_mask=mask, logits_to_keep=scored + 1).logits[:, :-1]
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                                  ids[:, -scored:].reshape(-1))
         loss.backward()
         model.zero_grad(set_to_none=True)
+
+    return step
+
+
+def step_times(mode: str, steps: int, length: int, scored: int) -> list[float]:
+    """Seconds of each of `steps` SFT steps (forward + backward) at one shape, eager or compiled."""
+    step = sft_step(length, scored, compiled=mode == "compiled")
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+MATMULS = ("mm", "bmm", "addmm", "baddbmm")
+Layout = namedtuple("Layout", "shape stride dtype")  # a recorded matrix product's operand
+
+
+def matmul_replay(steps: int, length: int, scored: int) -> dict:
+    """The eager step's own matrix products, replayed alone: every mm/bmm/addmm the step dispatches (forward and
+    backward, after autocast) is recorded with its shapes, strides and dtype, then the whole list is run again on
+    fresh tensors of those layouts, `steps` times. Its median is the step's time with everything but the matrix
+    products removed: no eager or compiled step at this shape, with these kernels, can be faster."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    step = sft_step(length, scored)
+    step()  # warm-up
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ in MATMULS:
+                self.calls.append((func, [Layout(a.shape, a.stride(), a.dtype) if isinstance(a, torch.Tensor)
+                                          else a for a in args]))
+            return func(*args, **(kwargs or {}))
+
+    with Record() as record:
+        step()
+
+    calls = [(func, [torch.empty_strided(a.shape, a.stride, dtype=a.dtype).normal_() if isinstance(a, Layout) else a
+                     for a in args]) for func, args in record.calls]
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        for func, args in calls:
+            func(*args)
+        seconds.append(time.perf_counter() - start)
+    dtypes = sorted({str(a.dtype).removeprefix("torch.") for _, args in record.calls for a in args
+                     if isinstance(a, Layout)})
+    return {"calls": len(calls), "dtypes": dtypes, "seconds": seconds}
 
 
 def run_child(*args) -> list[float]:
@@ -106,6 +162,14 @@ def main():
     result["compile_seconds"] = round(compile_seconds, 1)
     result["saved_per_step_seconds"] = round(saved, 3)
     result["break_even_steps"] = round(compile_seconds / saved) if saved > 0 else None
+    replay = bench_policies.in_fresh_process("bench_compile", "matmul_replay", args.steps, args.length, args.scored)
+    alone = statistics.median(replay["seconds"][1:])
+    result["matmuls_alone"] = {"calls": replay["calls"], "dtypes": replay["dtypes"],
+                               "seconds": [round(s, 3) for s in replay["seconds"]],
+                               "median_seconds": round(alone, 3),
+                               "share_of_eager_step": round(alone / eager["median_step_seconds"], 3),
+                               "percent_of_bound": round(100 * flops / alone / 1e9 / bound, 1)}
+    print("matmuls alone", json.dumps(result["matmuls_alone"]), flush=True)
     sft = load_audit_config("offline").sft
     result["audit_sft_steps"] = round(sft.epochs * -(-sft.max_train_pairs // sft.batch_size))
     RESULTS.parent.mkdir(exist_ok=True)
