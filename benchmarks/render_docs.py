@@ -159,14 +159,20 @@ def eval_batch_invariance(results: dict) -> str:
 def compile_speed(results: dict) -> str:
     """An SFT step eager against torch.compile at one shape (bench_compile.py)."""
     eager, compiled, shape = results["modes"]["eager"], results["modes"]["compiled"], results["shape"]
+    alone = results["matmuls_alone"]
     return (f"On {_machine(results['machine'])}, whose bfloat16 matmul bound is "
-            f"{results['bound_gflops_bf16']:.0f} GFLOP/s (measured {results['measured'][:10]} at "
+            f"{results['bound_gflops_bf16']:.0f} GFLOP/s (the highest of {len(results['bound_gflops_bf16_measured'])} "
+            f"measurements, {min(results['bound_gflops_bf16_measured']):.0f} at the lowest; "
+            f"measured {results['measured'][:10]} at "
             f"{results['commit']}), an SFT step on {shape['batch']} × {shape['length']} tokens ({shape['scored']} "
             f"scored per row) takes "
             f"{eager['median_step_seconds']:.2f} s eager ({eager['percent_of_bound']}% of the bound) and "
             f"{compiled['median_step_seconds']:.2f} s compiled ({compiled['percent_of_bound']}%); compiling costs "
             f"{results['compile_seconds']:.0f} s, so it pays after {results['break_even_steps']} steps of one shape. "
-            f"The audit's SFT runs {results['audit_sft_steps']:g} steps.\n")
+            f"The audit's SFT runs {results['audit_sft_steps']:g} steps. The eager step's {alone['calls']} matrix "
+            f"products alone, replayed with nothing between them, take {alone['median_seconds']:.2f} s "
+            f"({alone['share_of_eager_step']:.0%} of the eager step): {alone['percent_of_bound']}% of the bound is "
+            f"the most any step at this shape reaches while its matrix products run on these kernels.\n")
 
 
 def generate_speed(results: dict) -> str:
