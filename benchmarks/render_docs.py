@@ -92,9 +92,10 @@ def policy_speed(results: dict) -> str:
     shares = [f"{name} {r['percent_of_bound']:.0f}% ({r['precision']})" for name, r in
               (("SFT", arms["sft"]["safealign"]), ("DPO", arms["dpo"]["safealign"]), ("the Safe RLHF step",
                                                                                      arms["safe_rlhf_step"]))]
-    return (f"On 2 cores (measured {results['measured'][:10]}) torch.mm at the policy's shapes reaches "
-            f"{results['bound_gflops']:.0f} GFLOP/s in float32 and {results['bound_gflops_bf16']:.0f} in "
-            f"bfloat16; the arms reach {', '.join(shares)} of the bound of their arithmetic, and "
+    return (f"On {_machine(results['machine'])} (measured {results['measured'][:10]}) torch.mm at the policy's "
+            f"shapes reaches {results['bound_gflops']:.0f} GFLOP/s in float32 and {results['bound_gflops_bf16']:.0f} "
+            f"in bfloat16 (the highest of {len(results['matmul_runs'])} measurements); the arms reach "
+            f"{', '.join(shares)} of the bound of their arithmetic, and "
             f"{arms['sft']['speedup_pairs_per_s']:.2f}x (SFT) and {arms['dpo']['speedup_pairs_per_s']:.2f}x (DPO) "
             f"trl's defaults in pairs/s. {_ablations(results)}\n")
 

@@ -77,7 +77,8 @@ PRECISIONS = get_args(Precision)
 
 def native_bf16() -> bool:
     """Whether this machine multiplies bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX-512
-    BF16 or AMX (bfloat16 matrix products about twice float32's rate here: benchmarks/results/policies.json)."""
+    BF16 or AMX (bfloat16 matrix products at 2.2 times float32's rate without AMX, 6.9 times with it:
+    benchmarks/results/policies.json, this and its earlier version)."""
     import torch
 
     if torch.cuda.is_available():

@@ -117,8 +117,8 @@ def project_response_tokens_only(trainer) -> bool:
     only the positions whose next token is scored (the response's), not every position.
 
     trl (1.16) scores every position on devices without Triton, prompt and padding included, in float32 tiles
-    of the whole vocabulary: on the audit's 128 / 32 pairs it took SFT from 50.5 to 86.5 s and DPO from 27.9 to
-    41.5 s (benchmarks/results/policies.json, safealign_lora_dropout against safealign_trl_head). The outputs
+    of the whole vocabulary: on the audit's 128 / 32 pairs it took SFT from 43.9 to 82.6 s and DPO from 25.5 to
+    41.0 s (benchmarks/results/policies.json, safealign_lora_dropout against safealign_trl_head). The outputs
     are the ones trl's head returns (log-probs zero where the label is -100, the loss their mean or sum over
     num_items_in_batch, entropy, mean logit and top-1 without gradient); tests/arms/test_policies.py checks them
     and their gradient against trl's on a small model.
