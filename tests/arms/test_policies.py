@@ -532,3 +532,46 @@ def test_sft_batches_come_in_random_order_not_grouped_by_length_and_train_with_e
     assert shipped == widths(train_sampling_strategy="random")
     assert len(shipped) == len(grouped) == 16
     assert sum(grouped) < 0.9 * sum(shipped)  # grouping would pad less: the two samplers differ on these rows
+
+
+@pytest.mark.parametrize("kind", ["sft", "dpo"])
+def test_batches_are_padded_to_a_multiple_of_32_and_the_padding_changes_no_loss(kind, tiny_causal_lm, tmp_path):
+    """SFT and DPO pad each batch to a multiple of `pad_to_multiple_of` tokens (fewer distinct lengths: a CPU
+    step at a length it has not seen before is slower). The padding is masked, so the arm's trainer gives the
+    same loss on the same rows padded to their longest row (null), with LoRA weights that make the policy differ
+    from its reference."""
+    from datasets import Dataset
+    from transformers import set_seed
+
+    from safealign.arms import dpo, sft
+
+    prompts = [[{"role": "user", "content": "how do I bake bread at home"}], [{"role": "user", "content": "hi"}],
+               [{"role": "user", "content": "name a colour"}]]
+    good, bad = ["knead the dough, let it rise, then bake it", "hello", "blue"], ["no", "go away now", "I won't"]
+    if kind == "sft":
+        rows = [{"prompt": p, "completion": [{"role": "assistant", "content": r}]} for p, r in zip(prompts, good)]
+    else:
+        rows = [{"prompt": p, "chosen": [{"role": "assistant", "content": c}],
+                 "rejected": [{"role": "assistant", "content": r}]} for p, c, r in zip(prompts, good, bad)]
+    arm = {"sft": sft, "dpo": dpo}[kind]
+    losses_by_padding, widths = {}, {}
+    for padding in ("32", "null"):
+        cfg = load_config(arm.CONFIG, None, [f"model={tiny_causal_lm}", f"out={tmp_path}", "batch_size=3",
+                                             f"pad_to_multiple_of={padding}"])
+        set_seed(0)
+        model, tokenizer = arm.load_policy(tiny_causal_lm, cfg)
+        build = sft.sft_trainer if kind == "sft" else dpo.dpo_trainer
+        trainer = build(model, tokenizer, Dataset.from_list(rows), cfg, tmp_path / padding)
+        generator = torch.Generator().manual_seed(1)
+        for name, p in sorted(trainer.model.named_parameters()):
+            if "lora_B" in name:
+                p.data = torch.randn(p.shape, generator=generator) * 0.5
+        batch = next(iter(trainer.get_train_dataloader()))
+        widths[padding] = {k: v.shape[-1] for k, v in batch.items() if k.endswith("input_ids")}
+        trainer.model.eval()
+        with torch.no_grad():
+            losses_by_padding[padding] = trainer.compute_loss(trainer.model, batch)
+    assert widths["32"] and all(w % 32 == 0 for w in widths["32"].values())
+    assert any(w % 32 for w in widths["null"].values())  # without it, the longest row sets the width
+    assert losses_by_padding["32"].item() != pytest.approx(math.log(2))  # the policy is not its reference
+    torch.testing.assert_close(losses_by_padding["32"], losses_by_padding["null"], rtol=1e-5, atol=1e-5)
