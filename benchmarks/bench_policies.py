@@ -9,10 +9,8 @@ shipped profile trains on, 128 for SFT and 32 for DPO), each run in a fresh proc
   tokens; the best shape's GFLOP/s is the compute bound (a conservative one: no run can beat it), measured before
   SFT, before DPO, before the RL step and after it, the highest of the four taken;
 - sft, dpo: the arm as the offline profile ships it (LoRA, learning rate, lengths); then its settings undone
-  one at a time, each variant keeping the earlier ones undone: each batch padded to its longest row instead of a
-  multiple of 32 tokens (safealign_unbucketed: the arms before 2026-12-06); and the fused (sdpa) attention
-  instead of the eager one on a CPU (safealign_sdpa: the arms before 2026-12-05); and 5% LoRA dropout
-  (safealign_lora_dropout); and
+  one at a time, each variant keeping the earlier ones undone: the fused (sdpa) attention instead of the eager
+  one on a CPU (safealign_sdpa: the arms before 2026-12-05); and 5% LoRA dropout (safealign_lora_dropout); and
   trl's LM head over every position instead of the response's (safealign_trl_head: the arms before b4d84b2);
   then the same rows through trl's SFTTrainer / DPOTrainer with their defaults (full fine-tuning, trl's
   learning rate, max_length 1024, no LoRA) but one epoch, the same batch size and seed;
@@ -43,10 +41,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results" / "policies.json"
-# The shipped SFT/DPO settings undone one at a time: batches padded to their longest row (not to a multiple of 32);
-# then also the fused attention (not the eager one); then also 5% LoRA dropout; then also trl's LM head over every
-# position.
-ABLATIONS = ("safealign_unbucketed", "safealign_sdpa", "safealign_lora_dropout", "safealign_trl_head")
+# The shipped SFT/DPO settings undone one at a time: the fused attention (not the eager one); then also 5% LoRA
+# dropout; then also trl's LM head over every position.
+ABLATIONS = ("safealign_sdpa", "safealign_lora_dropout", "safealign_trl_head")
 HELD_OUT = 32
 
 
@@ -223,9 +220,7 @@ def bench_policy(kind: str, variant: str, pairs: int, data: str) -> dict:
     out = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-{variant}-"))
     if variant.startswith("safealign"):
         undone = ABLATIONS[: ABLATIONS.index(variant) + 1] if variant in ABLATIONS else ()
-        if "safealign_unbucketed" in undone:  # what the shipped arm changed, put back one at a time
-            cfg = replace(cfg, pad_to_multiple_of=None)
-        if "safealign_sdpa" in undone:
+        if "safealign_sdpa" in undone:  # what the shipped arm changed, put back one at a time
             from safealign.arms import policy
 
             policy.training_attention = lambda: {}

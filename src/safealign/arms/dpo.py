@@ -49,18 +49,6 @@ def dpo_rows(tokenizer, pairs, cfg: PolicyConfig) -> list[dict]:
              "chosen": reply(pair.chosen), "rejected": reply(pair.rejected)} for pair, _ in pairs]
 
 
-def dpo_trainer(model, tokenizer, dataset, cfg: DPOArmConfig, run_dir: Path):
-    """trl's DPOTrainer with the reference policy the adapter-free model (ref_model None), batches in random order."""
-    from trl import DPOConfig, DPOTrainer
-
-    args = training_arguments(DPOConfig, cfg, run_dir, beta=cfg.beta, max_length=cfg.max_length,
-                              gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                              pad_to_multiple_of=cfg.pad_to_multiple_of, train_sampling_strategy="random",
-                              remove_unused_columns=False)
-    return DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
-                      peft_config=lora_config(cfg))
-
-
 def train(cfg: DPOArmConfig, arm: str = ARM) -> Path:
     run_dir = start_run(arm, cfg)
     if is_trained(run_dir):
@@ -68,12 +56,17 @@ def train(cfg: DPOArmConfig, arm: str = ARM) -> Path:
     quiet_transformers()
     from datasets import Dataset
     from transformers import set_seed
+    from trl import DPOConfig, DPOTrainer
 
     prepared = labelled_data(cfg.data, run_dir, cfg.seed)
     set_seed(cfg.seed)
     model, tokenizer = load_policy(cfg.model, cfg)
     dataset = Dataset.from_list(dpo_rows(tokenizer, train_pairs(prepared, cfg), cfg))
-    trainer = dpo_trainer(model, tokenizer, dataset, cfg, run_dir)
+    args = training_arguments(DPOConfig, cfg, run_dir, beta=cfg.beta, max_length=cfg.max_length,
+                              gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+                              train_sampling_strategy="random", remove_unused_columns=False)
+    trainer = DPOTrainer(model=model, ref_model=None, args=args, train_dataset=dataset, processing_class=tokenizer,
+                         peft_config=lora_config(cfg))
     response_only = project_response_tokens_only(trainer)
     result = run_trainer(trainer, run_dir)
     finish_run(run_dir, trainer, tokenizer=tokenizer, merge=merge_adapter(cfg), summary={

@@ -24,10 +24,6 @@ class PolicyConfig(ArmConfig):
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps accumulated per optimiser step"})
     max_length: int = field(default=160, metadata={"help": "tokens of prompt + response"})
     max_response_tokens: int = field(default=64, metadata={"help": "tokens kept of a response"})
-    pad_to_multiple_of: int | None = field(default=32, metadata={
-        "help": "SFT and DPO pad each batch to a multiple of this many tokens (null: to its longest row): on a CPU "
-                "a batch length not seen before costs its step about a fifth more, so fewer lengths train faster "
-                "(benchmarks/bench_policies.py, variant safealign_unbucketed)"})
     max_train_pairs: int | None = field(default=128, metadata={
         "help": "training pairs (offline default sized for ~2 minutes of CPU per arm)"})
     train_on: Literal["all", "clean"] = field(default="all", metadata={

@@ -53,8 +53,7 @@ def sft_trainer(model, tokenizer, dataset, cfg: PolicyConfig, run_dir: Path):
 
     args = training_arguments(SFTConfig, cfg, run_dir, max_length=cfg.max_length, completion_only_loss=True,
                               gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-                              pad_to_multiple_of=cfg.pad_to_multiple_of, train_sampling_strategy="random",
-                              remove_unused_columns=True)
+                              train_sampling_strategy="random", remove_unused_columns=True)
     return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                       peft_config=lora_config(cfg))
 
