@@ -47,18 +47,25 @@ def read_gptfuzz(path: str | Path) -> list[dict]:
     return _harm_rows(path, "question", "Response")
 
 
-def _harm_rows(path: str | Path, question: str, response: str) -> list[dict]:
-    """[{question, response, harmful}] from a CSV with a 0/1 `label` (1 = harmful); a bad row is one clear error."""
-    rows = []
+def _binary_rows(path: str | Path, question: str, response: str):
+    """(line, row) of a CSV with the columns question, response and a 0/1 `label`, each checked as it is read: a
+    label other than 0 or 1, an empty response or a file of no rows is one clear error naming the file and row."""
+    found = False
     for line, row in _csv_rows(Path(path), (question, response, "label")):
         if row["label"] not in ("0", "1"):
             raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
         if not (row[response] or "").strip():
             raise BadInputError(path, line, "empty response")
-        rows.append({"question": row[question], "response": row[response], "harmful": row["label"] == "1"})
-    if not rows:
+        found = True
+        yield line, row
+    if not found:
         raise BadInputError(path, None, "no rows")
-    return rows
+
+
+def _harm_rows(path: str | Path, question: str, response: str) -> list[dict]:
+    """[{question, response, harmful}] from a CSV with a 0/1 `label` (1 = harmful); a bad row is one clear error."""
+    return [{"question": row[question], "response": row[response], "harmful": row["label"] == "1"}
+            for _, row in _binary_rows(path, question, response)]
 
 
 def read_xstest_completions(path: str | Path) -> list[dict]:
@@ -97,24 +104,15 @@ def read_pku_saferlhf_mini(path: str | Path) -> list[dict]:
     return _harm_rows(path, "question", "answer")
 
 
-LABELLED_COLUMNS = ("prompt", "response", "label")
-
-
 def read_labelled_responses(path: str | Path) -> list[dict]:
     """A reviewer's own human labels, a CSV (plain or .gz) with columns prompt, response, label (1 = the role's
     positive class: harmful for harm, a refusal for refusal; 0 = not): [{prompt, response, label}]; a bad row is
     one clear error naming the file and row."""
     rows = []
-    for line, row in _csv_rows(Path(path), LABELLED_COLUMNS):
-        if row["label"] not in ("0", "1"):
-            raise BadInputError(path, line, f"label must be 0 or 1, got {row['label']!r}")
-        if not (row["response"] or "").strip():
-            raise BadInputError(path, line, "empty response")
+    for line, row in _binary_rows(path, "prompt", "response"):
         if not (row["prompt"] or "").strip():
             raise BadInputError(path, line, "empty prompt")
         rows.append({"prompt": row["prompt"], "response": row["response"], "label": row["label"] == "1", "line": line})
-    if not rows:
-        raise BadInputError(path, None, "no rows")
     return rows
 
 
